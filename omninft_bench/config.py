@@ -116,6 +116,8 @@ def compose_config(config_cls: type[T], overrides: Sequence[str] = ()) -> T:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
         raise ConfigError(_explain(exc, config_cls)) from exc
+    except ValueError as exc:  # a dataclass __post_init__ rejecting a value
+        raise ConfigError(f"invalid config: {exc}") from exc
 
 
 def _explain(exc: BaseException, config_cls: type) -> str:

@@ -94,3 +94,17 @@ def test_every_field_has_help() -> None:
 def test_flatten_for_mlflow_params() -> None:
     flat = flatten(to_dict(compose_config(Demo, ["sampler.steps=5"])))
     assert flat["sampler.steps"] == 5 and flat["out"] == "outputs"
+
+
+@dataclasses.dataclass
+class Checked(CommonConfig):
+    n: int = option(1, "must be positive")
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n={self.n}; need at least one")
+
+
+def test_post_init_validation_becomes_config_error() -> None:
+    with pytest.raises(ConfigError, match="need at least one"):
+        compose_config(Checked, ["n=0"])
