@@ -95,13 +95,28 @@ def _check_keys(config_cls: type, overrides: Sequence[str]) -> None:
         raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(valid)}")
 
 
+def _expand_shorthand(config_cls: type, overrides: Sequence[str]) -> list[str]:
+    """``group=value`` means ``group.name=value`` for a nested config with a ``name`` field.
+
+    This is what lets ``backbone=ltx2 backbone.pretrained=PATH`` read naturally.
+    """
+    leaves = {k for k, _, _ in field_help(config_cls)}
+    out = []
+    for override in overrides:
+        key = _key_of(override)
+        if "=" in override and key not in leaves and f"{key}.name" in leaves:
+            override = override.replace(key, f"{key}.name", 1)
+        out.append(override)
+    return out
+
+
 def compose_config(config_cls: type[T], overrides: Sequence[str] = ()) -> T:
     """Compose ``config_cls`` with Hydra and the given ``key=value`` overrides.
 
     Returns an instance of ``config_cls``.  Raises :class:`ConfigError` for an unknown key or a
     value of the wrong type, naming the key.
     """
-    overrides = list(overrides)
+    overrides = _expand_shorthand(config_cls, overrides)
     _check_keys(config_cls, overrides)
     name = f"_omninft_{config_cls.__module__}.{config_cls.__qualname__}".replace(".", "_")
     ConfigStore.instance().store(name=name, node=config_cls)

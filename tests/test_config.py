@@ -108,3 +108,19 @@ class Checked(CommonConfig):
 def test_post_init_validation_becomes_config_error() -> None:
     with pytest.raises(ConfigError, match="need at least one"):
         compose_config(Checked, ["n=0"])
+
+
+@dataclasses.dataclass
+class Backbone:
+    name: str = option("tiny", "backbone size")
+    pretrained: str = option("", "checkpoint path")
+
+
+@dataclasses.dataclass
+class WithGroup(CommonConfig):
+    backbone: Backbone = option(Backbone(), "backbone")
+
+
+def test_group_shorthand_sets_name() -> None:
+    cfg = compose_config(WithGroup, ["backbone=ltx2", "backbone.pretrained=/ckpt"])
+    assert (cfg.backbone.name, cfg.backbone.pretrained) == ("ltx2", "/ckpt")
