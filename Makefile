@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q --benchmark-json=benchmarks/latest.json
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check omninft_bench trainers tests benchmarks
+	$(VENV)/bin/ruff check omninft_bench trainers tests benchmarks scripts

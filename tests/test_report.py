@@ -1,0 +1,387 @@
+"""The ablation report end to end on a real MLflow sqlite store with planted effects.
+
+``build_experiment`` writes what ``run`` logs (docs/CONTRACTS.md, "MLflow schema"): a parent
+run, a base child and the 8 variants x 2 seeds, with synthetic eval metrics whose factorial
+effects are known, per-step curves, results.json with by_category, and tiny real mp4 samples.
+``scripts/check_report_browser.py`` reuses it.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jinja2 import UndefinedError
+
+from omninft_bench.factorial import FACTORS
+from omninft_bench.media import AVClip, read_clip, write_clip
+from omninft_bench.report import (
+    ReportError,
+    main,
+    make_environment,
+    render_report,
+    render_template,
+)
+
+EXPERIMENT = "ablation-test"
+SEEDS = (0, 1)
+XSS_PROMPT = '<script>alert("pwned")</script> a dog | barks *loudly* [x](y)'
+T_975_1 = 12.706204736174698  # Student t quantile, 0.975, 1 degree of freedom
+VALIDITY = {
+    "synth_offset": {"audio_shift": {"spearman": 0.93, "expected": "+", "pass": True},
+                     "blur": {"spearman": 0.05, "expected": "0", "pass": True}},
+    "synth_quality": {"audio_shift": {"spearman": -0.1, "expected": "0", "pass": True},
+                      "blur": {"spearman": 0.4, "expected": "-", "pass": False}},
+}
+CATEGORIES = {"cat2_ind": ("ambient", "speech"), "cat3_ind": ("single", "sequential")}  # JavisBench columns
+
+
+def variant_name(cell: tuple[bool, ...]) -> str:
+    if all(cell):
+        return "omninft"
+    on = [f for f, v in zip(FACTORS, cell, strict=True) if v]
+    return "+".join(on) if on else "gdpo"
+
+
+def planted(cell: tuple[bool, ...], seed: int) -> dict[str, float]:
+    """Eval metrics with known effects (codes c = +1 on / -1 off).
+
+    synth_quality (higher is better): routing +0.30 (+-0.02 by seed: 0.28, 0.32), surgery +0.10,
+    reweighting -0.05, routing x surgery +0.04, other interactions 0.
+    synth_offset (lower is better): routing -0.10, reweighting +0.05, surgery +0.02 / -0.02 by
+    seed (mean 0).  Seed offsets (0.1, 0.01) cancel within a seed.
+    """
+    r, s, w = (1.0 if v else -1.0 for v in cell)
+    quality = 1.0 + 0.15 * r + 0.05 * s - 0.025 * w + 0.02 * r * s + 0.1 * seed
+    quality += (-0.02 if seed == 0 else 0.02) * (r > 0)
+    offset = 0.5 - 0.05 * r + 0.025 * w + (0.01 if seed == 0 else -0.01) * s + 0.01 * seed
+    return {"synth_quality": quality, "synth_offset": offset}
+
+
+def _clip(seed: int, prompt: str) -> AVClip:
+    rng = np.random.default_rng(seed)
+    video = np.zeros((8, 32, 32, 3), np.uint8)
+    for t in range(8):
+        video[t, :, 4 * t : 4 * t + 4] = rng.integers(64, 255, size=3, dtype=np.uint8)
+    sr = 16000
+    tone = 0.3 * np.sin(2 * np.pi * (330 + 110 * seed) * np.arange(sr) / sr).astype(np.float32)
+    return AVClip(video=video, fps=8.0, audio=tone[None], sample_rate=sr, prompt=prompt)
+
+
+def _results_json(values: dict[str, float], offset: float) -> dict:
+    """Shaped like omninft_bench.evaluate's results.json (estimates, by_category, metric_specs)."""
+    def estimate(v: float) -> dict:
+        return {"value": v, "ci_low": v - 0.05, "ci_high": v + 0.05, "n": 4}
+
+    return {
+        "metrics": {m: estimate(v) for m, v in values.items()},
+        "by_category": {
+            column: {cat: {m: estimate(v + offset + 0.01 * j) for m, v in values.items()} for j, cat in enumerate(cats)}
+            for column, cats in CATEGORIES.items()
+        },
+        "metric_specs": {
+            "synth_quality": {"modality": "video", "kind": "per_sample", "higher_is_better": True},
+            "synth_offset": {"modality": "sync", "kind": "per_sample", "higher_is_better": False},
+        },
+    }
+
+
+def build_experiment(root: Path, n_samples: int = 2) -> tuple[str, dict]:
+    """Write the synthetic ablation into ``root/mlflow.db``; returns (tracking_uri, expected)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment(EXPERIMENT, artifact_location=(root / "artifacts").as_uri())
+    media = root / "media"
+    media.mkdir(exist_ok=True)
+    prompts = [XSS_PROMPT] + [f"prompt {i}" for i in range(1, n_samples)]
+    prompts_csv = root / "prompts.csv"
+    prompts_csv.write_text(
+        "index,prompt\n" + "".join(f'{i},"{p.replace(chr(34), chr(34) * 2)}"\n' for i, p in enumerate(prompts)),
+        encoding="utf-8",
+    )
+
+    parent = client.create_run(exp_id, run_name="ablation", tags={
+        "omninft.role": "parent", "git_commit": "0123abc", "omninft.command": "python -m omninft_bench.run experiment=ablation-test seeds=[0,1]",
+    })
+    pid = parent.info.run_id
+    client.log_param(pid, "trainer.lr", "3e-05")
+    client.log_dict(pid, {"trainer": {"lr": 3e-5, "note": "<b>not bold</b>"}, "seeds": [0, 1]}, "config.json")
+    client.log_dict(pid, {"python": "3.11.7", "packages": {"mlflow": "3.17.2", "torch": "2.14.1"}}, "environment.json")
+    client.log_dict(pid, VALIDITY, "validity.json")
+
+    def child(name: str, role: str, seed: int, values: dict[str, float], cell=None, samples=False) -> None:
+        tags = {"mlflow.parentRunId": pid, "omninft.role": role, "variant": name, "seed": str(seed), "git_commit": "0123abc"}
+        if cell is not None:
+            tags.update({f: str(v).lower() for f, v in zip(FACTORS, cell, strict=True)})
+        run_id = client.create_run(exp_id, run_name=f"{name}-s{seed}", tags=tags).info.run_id
+        metrics = []
+        for m, v in values.items():
+            metrics += [Metric(f"eval/{m}", v, 0, 0), Metric(f"eval/{m}/ci_low", v - 0.05, 0, 0),
+                        Metric(f"eval/{m}/ci_high", v + 0.05, 0, 0)]
+        if role == "variant":
+            for step in range(5):
+                metrics += [Metric(f"reward/{m}", v * (0.6 + 0.1 * step), 0, step) for m, v in values.items()]
+                metrics += [Metric(k, 1.0 / (1 + step) + 0.1 * seed, 0, step)
+                            for k in ("loss/total", "loss/video", "loss/audio", "loss/kl")]
+        client.log_batch(run_id, metrics=metrics)
+        client.log_dict(run_id, _results_json(values, 0.1 * sum(cell or ())), "eval/results.json")
+        if samples:
+            for i, p in enumerate(prompts):
+                path = write_clip(media / f"{name}_{seed}" / f"sample_{i:04d}.mp4", _clip(i + 3 * (role == "base"), p))
+                client.log_artifact(run_id, str(path), "samples")
+                client.log_artifact(run_id, str(path.with_suffix(".wav")), "samples")
+            client.log_artifact(run_id, str(prompts_csv), "samples")
+        client.set_terminated(run_id)
+
+    child("base", "base", 0, {"synth_quality": 0.7, "synth_offset": 0.8}, samples=True)
+    for cell in itertools.product((False, True), repeat=3):
+        for seed in SEEDS:
+            child(variant_name(cell), "variant", seed, planted(cell, seed), cell=cell, samples=all(cell) and seed == 0)
+    client.set_terminated(pid)
+    return uri, {"parent_run_id": pid}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    # On tmpfs when there is one: creating an MLflow sqlite store runs ~400 schema statements,
+    # each synced to disk (~8 s on this machine's disk, ~1 s in memory).
+    shm = Path("/dev/shm")
+    in_memory = shm.is_dir() and os.access(shm, os.W_OK)
+    root = Path(tempfile.mkdtemp(prefix="omninft-report-", dir=shm)) if in_memory else tmp_path_factory.mktemp("store")
+    try:
+        uri, expected = build_experiment(root)
+        validity = root / "validity.json"
+        validity.write_text(json.dumps({**VALIDITY, "synth_extra": {"blur": {"spearman": 0.9, "expected": "-", "pass": False}}}))
+        yield {"uri": uri, "root": root, "validity": validity, **expected}
+    finally:
+        if in_memory:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def rendered(store):
+    out = store["root"] / "report"
+    paths = render_report(EXPERIMENT, out, store["uri"], validity=store["validity"], max_samples=2)
+    data = json.loads(paths.data.read_text())
+    return {
+        "paths": paths, "data": data,
+        "md": paths.markdown.read_text(encoding="utf-8"), "html": paths.html.read_text(encoding="utf-8"),
+    }
+
+
+def _cell(data: dict, variant: str, metric: str) -> dict:
+    row = next(r for r in data["table"]["rows"] if r["variant"] == variant)
+    return next(c for c in row["cells"] if c["metric"] == metric)
+
+
+def _effect(data: dict, metric: str, name: str) -> dict:
+    block = next(m for m in data["effects"]["by_metric"] if m["name"] == metric)
+    return next(e for e in block["effects"] if e["name"] == name)
+
+
+def test_every_variant_in_the_table(rendered):
+    names = ["base"] + [variant_name(c) for c in itertools.product((False, True), repeat=3)]
+    rows = [r["variant"] for r in rendered["data"]["table"]["rows"]]
+    assert rows[0] == "base" and sorted(rows) == sorted(names) and rows[-1] == "omninft"
+    for name in names:
+        assert re.search(rf"^\| {re.escape(name)} \|", rendered["md"], re.M), name
+        assert f"<tr><th>{html.escape(name)}</th>" in rendered["html"], name
+
+
+def test_directions_from_results_json_fallback(rendered):
+    metrics = {m["name"]: m for m in rendered["data"]["metrics"]}
+    assert metrics["synth_quality"]["higher_is_better"] is True
+    assert metrics["synth_offset"]["higher_is_better"] is False
+    assert "synth\\_quality ↑" in rendered["md"] and "synth\\_offset ↓" in rendered["md"]
+
+
+def test_ci_over_seeds_matches_hand_computation(rendered):
+    # omninft, synth_quality: seed 0 = 1 + .15 + .05 - .025 + .02 - .02 = 1.175; seed 1 = 1.315.
+    # mean 1.245; s = 0.14/sqrt(2); half-width = t(.975, 1) * s / sqrt(2) = 12.7062 * 0.07.
+    c = _cell(rendered["data"], "omninft", "synth_quality")
+    assert c["ci_kind"] == "t" and c["n"] == 2
+    assert c["mean"] == pytest.approx(1.245)
+    assert c["half_width"] == pytest.approx(T_975_1 * 0.07)
+    assert c["ci_low"] == pytest.approx(1.245 - T_975_1 * 0.07)
+    assert "1.245 ± 0.889" in rendered["md"]
+    assert "1.245<span class=\"ci\"> ± 0.889</span>" in rendered["html"]
+
+
+def test_one_seed_uses_bootstrap_ci_and_says_so(rendered):
+    c = _cell(rendered["data"], "base", "synth_quality")
+    assert c["ci_kind"] == "bootstrap" and (c["ci_low"], c["ci_high"]) == pytest.approx((0.65, 0.75))
+    assert "0.700 [0.650, 0.750]†" in rendered["md"]
+    assert "bootstrap CI over prompts" in rendered["md"] and "bootstrap CI over prompts" in rendered["html"]
+
+
+def test_best_per_column_follows_direction(rendered):
+    data = rendered["data"]
+    best_q = [r["variant"] for r in data["table"]["rows"] if _cell(data, r["variant"], "synth_quality")["best"]]
+    best_o = [r["variant"] for r in data["table"]["rows"] if _cell(data, r["variant"], "synth_offset")["best"]]
+    assert best_q == ["routing+surgery"]  # reweighting lowers quality
+    assert best_o == ["routing", "routing+surgery"]  # tie: surgery has no mean effect on offset
+    assert "**1.295 ± " in rendered["md"]
+
+
+def test_main_effects_recover_planted_effects(rendered):
+    data = rendered["data"]
+    assert data["effects"]["available"] and data["effects"]["seeds"] == [0, 1]
+    q = {n: _effect(data, "synth_quality", n) for n in ("routing", "surgery", "reweighting")}
+    assert q["routing"]["per_seed"] == {"0": pytest.approx(0.28), "1": pytest.approx(0.32)}
+    assert q["routing"]["mean"] == pytest.approx(0.30)
+    assert q["routing"]["half_width"] == pytest.approx(T_975_1 * 0.02)
+    assert q["surgery"]["mean"] == pytest.approx(0.10)
+    assert q["reweighting"]["mean"] == pytest.approx(-0.05) and q["reweighting"]["sign"] == -1
+    assert _effect(data, "synth_quality", "routing × surgery")["mean"] == pytest.approx(0.04)
+    assert _effect(data, "synth_quality", "routing × reweighting")["mean"] == pytest.approx(0.0, abs=1e-12)
+    o = {n: _effect(data, "synth_offset", n) for n in ("routing", "surgery", "reweighting")}
+    assert o["routing"]["mean"] == pytest.approx(-0.10) and o["routing"]["better"] is True
+    assert o["reweighting"]["mean"] == pytest.approx(0.05) and o["reweighting"]["better"] is False
+    assert o["surgery"]["mean"] == pytest.approx(0.0, abs=1e-12) and o["surgery"]["excludes_zero"] is False
+
+
+def test_effect_signs_stated_plainly(rendered):
+    md = rendered["md"]
+    assert "Turning **routing** on lowers synth\\_offset by 0.100" in md
+    assert "Turning **reweighting** on raises synth\\_offset by 0.050" in md and ": worse (↓ is better)" in md
+    assert "Turning **reweighting** on lowers synth\\_quality by 0.050" in md
+    assert "The CI includes zero, so the sign is not established." in md
+    assert "the effect of routing on synth\\_quality is 0.080 larger with surgery on" in md
+    assert "Turning <b>routing</b> on lowers synth_offset by 0.100" in rendered["html"]
+
+
+def test_prompt_is_inert_text_in_md_and_html(rendered):
+    md, page = rendered["md"], rendered["html"]
+    assert "<script" not in md.lower() and "<script" not in page.lower()
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page
+    # Markdown: HTML turned into entities and Markdown punctuation backslash-escaped
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt; a dog \\| barks \\*loudly\\* \\[x\\](y)" in md
+    # config values are untrusted too: shown verbatim inside a fenced block / escaped <pre>
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in page and '"note": "<b>not bold</b>"' in md.split("```json")[1]
+
+
+def test_markdown_renderer_shows_the_prompt_as_text(rendered):
+    markdown_it = pytest.importorskip("markdown_it")
+    # the CommonMark preset passes raw HTML through: the dangerous setting for a report
+    page = markdown_it.MarkdownIt("commonmark").enable("table").render(rendered["md"])
+    assert "<script" not in page.lower()
+    row = next(r for r in page.split("<tr>") if "pwned" in r)
+    assert row.count("<td") == 4  # the "|" in the prompt did not split the cell
+    assert "&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt; a dog | barks *loudly* [x](y)" in row
+    assert '<img src="rewards.png"' in page and 'href="samples/base_seed0_sample_0000.mp4"' in page
+
+
+def test_html_is_self_contained_with_playable_videos(rendered):
+    page = rendered["html"]
+    videos = re.findall(r'<video controls preload="auto" src="data:video/mp4;base64,([A-Za-z0-9+/=]+)"></video>', page)
+    assert len(videos) == 4  # 2 prompts x (base, omninft)
+    assert re.search(r'<img class="curve" alt="[^"]*" src="data:image/png;base64,', page)
+    assert not re.search(r'(src|href)="(https?:|//|file:)', page)
+    assert 'href="#' in page  # in-page navigation only
+
+
+def test_side_files_for_markdown(rendered):
+    paths, md = rendered["paths"], rendered["md"]
+    assert sorted(p.name for p in paths.figures) == ["losses.png", "rewards.png"]
+    for p in paths.figures:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({p.name})" in md
+    assert len(paths.samples) == 4
+    clip = read_clip(paths.samples[0])
+    assert clip.has_audio and clip.num_frames == 8
+
+
+def test_categories_validity_and_provenance(rendered):
+    data, md = rendered["data"], rendered["md"]
+    cats = data["categories"]
+    assert cats["available"] and cats["variants"][0] == "base"
+    table = next(t for t in cats["by_metric"] if t["name"] == "synth_quality")
+    ambient = next(r for r in table["rows"] if r["category"] == "ambient")
+    # omninft: mean over seeds (1.175, 1.315) + 0.1 * 3 switches = 1.545
+    assert ambient["aspect"] == "sound type" and ambient["cells"][-1]["mean"] == pytest.approx(1.545)
+    v = data["validity"]  # the explicit validity=PATH wins over the parent's artifact
+    assert v["source"].endswith("validity.json") and "synth_extra" in [r["metric"] for r in v["rows"]]
+    assert (v["n_pass"], v["n_total"]) == (3, 5) and "**FAIL**" in md
+    prov = data["provenance"]
+    assert prov["git_commit"] == "0123abc" and "seeds=\\[0,1\\]" not in md
+    assert "python -m omninft_bench.run experiment=ablation-test seeds=[0,1]" in md
+    assert {"name": "mlflow", "version": "3.17.2"} in prov["environment"]
+
+
+def test_missing_field_raises_instead_of_rendering_blank(rendered):
+    data = json.loads(json.dumps(rendered["data"]))
+    del data["effects"]["seeds"]
+    for kind in ("md", "html"):
+        with pytest.raises(UndefinedError, match="seeds"):
+            render_template(kind, data)
+    with pytest.raises(UndefinedError, match="titel"):
+        make_environment("html").from_string("<h1>{{ report.titel }}</h1>").render(report=rendered["data"])
+
+
+def test_registry_direction_wins_over_results_json():
+    from omninft_bench.metrics.registry import list_metrics
+    from omninft_bench.report import _metric_specs
+
+    specs = list_metrics()
+    if not specs:
+        pytest.skip("no metric registered")
+    spec = specs[0]
+    results = {"v": [{"metrics": {spec.name: {"higher_is_better": not spec.higher_is_better},
+                                  "unregistered_x": {"higher_is_better": True}}}]}
+    got = {m["name"]: m for m in _metric_specs([spec.name, "unregistered_x", "unknown_y"], results)}
+    assert (got[spec.name]["higher_is_better"], got[spec.name]["direction_source"]) == (spec.higher_is_better, "registry")
+    assert (got["unregistered_x"]["higher_is_better"], got["unregistered_x"]["direction_source"]) == (True, "results.json")
+    assert (got["unknown_y"]["higher_is_better"], got["unknown_y"]["direction_source"]) == (None, "unknown")
+
+
+def test_unknown_experiment_and_cli(store, tmp_path, capsys, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    before = mlflow.get_tracking_uri()
+    with pytest.raises(ReportError, match="no MLflow experiment 'nope'.*ablation-test"):
+        render_report("nope", tmp_path / "x", store["uri"])
+    with pytest.raises(SystemExit) as exc:
+        main([f"experiment={EXPERIMENT}", "outt=x"])
+    assert exc.value.code == 2 and "Did you mean out" in capsys.readouterr().err
+    paths = main([f"experiment={EXPERIMENT}", f"out={tmp_path / 'cli'}", f"tracking_uri={store['uri']}", "max_samples=1"])
+    assert paths.html.is_file() and len(paths.samples) == 2
+    validity = json.loads(paths.data.read_text())["validity"]
+    assert validity["source"] == "the parent run's validity.json artifact" and validity["n_total"] == 4
+    # the global tracking URI (mlflow.search_runs reads it) is left as the caller had it
+    assert mlflow.get_tracking_uri() == before and "MLFLOW_TRACKING_URI" not in os.environ
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_fallback_branches_render(rendered):
+    """Sections with nothing to show say why (and still render under StrictUndefined)."""
+    data = json.loads(json.dumps(rendered["data"]))
+    effect = data["effects"]["by_metric"][0]["effects"][0]
+    effect.update(ci_low=None, ci_high=None, half_width=None, n=1, excludes_zero=None)
+    data["categories"]["available"] = False
+    data["validity"] = {**data["validity"], "available": False}
+    data["samples"] = {**data["samples"], "available": False, "clips": [], "reason": "no base run"}
+    data["curves"] = []
+    data["provenance"]["environment"] = []
+    md, page = render_template("md", data), render_template("html", {**data, "curves": []})
+    for text in (md, page):
+        assert "One seed only: no CI." in text
+        assert "No sample clips: no base run." in text
+        assert "No per-step reward or loss metrics were logged." in text
+        assert "No environment.json artifact on the parent run." in text
+    data["effects"] = {**data["effects"], "available": False, "reason": "the variant runs do not form a full 2^3 factorial"}
+    data["provenance"]["parent_run_id"] = ""
+    md = render_template("md", data)
+    assert "Not computed: the variant runs do not form a full 2^3 factorial." in md
+    assert "No parent run" in md
