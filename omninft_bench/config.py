@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 from hydra import compose, initialize
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
@@ -122,9 +123,12 @@ def compose_config(config_cls: type[T], overrides: Sequence[str] = ()) -> T:
     ConfigStore.instance().store(name=name, node=config_cls)
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
+    dict_keys = {k for k, d, _ in field_help(config_cls) if d.startswith("{")}
+    replaced = [o for o in overrides if _key_of(o) in dict_keys]
     try:
         with initialize(version_base="1.3", config_path=None):
-            cfg = compose(config_name=name, overrides=overrides)
+            cfg = compose(config_name=name, overrides=[o for o in overrides if o not in replaced])
+        _replace_dicts(cfg, replaced)
     except Exception as exc:  # Hydra wraps OmegaConf validation errors in its own types
         raise ConfigError(_explain(exc, config_cls)) from exc
     try:
@@ -133,6 +137,19 @@ def compose_config(config_cls: type[T], overrides: Sequence[str] = ()) -> T:
         raise ConfigError(_explain(exc, config_cls)) from exc
     except ValueError as exc:  # a dataclass __post_init__ rejecting a value
         raise ConfigError(f"invalid config: {exc}") from exc
+
+
+def _replace_dicts(cfg: Any, overrides: Sequence[str]) -> None:
+    """``weights={a: 1}`` replaces a dict-valued default instead of merging into it.
+
+    Hydra merges dict overrides key by key (and refuses new keys), so the defaults' other keys
+    would silently stay; for a field like reward weights that is never what the user means.
+    """
+    parser = OverridesParser.create()
+    for override in overrides:
+        parsed = parser.parse_overrides([override])[0]
+        with open_dict(cfg):
+            OmegaConf.update(cfg, parsed.key_or_group, parsed.value(), merge=False)
 
 
 def _explain(exc: BaseException, config_cls: type) -> str:

@@ -124,3 +124,15 @@ class WithGroup(CommonConfig):
 def test_group_shorthand_sets_name() -> None:
     cfg = compose_config(WithGroup, ["backbone=ltx2", "backbone.pretrained=/ckpt"])
     assert (cfg.backbone.name, cfg.backbone.pretrained) == ("ltx2", "/ckpt")
+
+
+@dataclasses.dataclass
+class Weighted(CommonConfig):
+    weights: dict[str, float] = option({"a": 1.0, "b": 0.5}, "reward weights")
+
+
+def test_dict_override_replaces_instead_of_merging() -> None:
+    assert compose_config(Weighted).weights == {"a": 1.0, "b": 0.5}
+    assert compose_config(Weighted, ["weights={c:2.0}"]).weights == {"c": 2.0}
+    with pytest.raises(ConfigError, match="'weights"):
+        compose_config(Weighted, ["weights={c:lots}"])
