@@ -1,0 +1,35 @@
+"""Shared base of the per-sample realism metrics (Gaussian score against reference statistics)."""
+
+from __future__ import annotations
+
+import torch
+
+from omninft_bench.metrics import functional as F
+from omninft_bench.metrics.base import NotEnoughSamplesError, PerSampleMetric
+from omninft_bench.metrics.cache import Features
+
+__all__ = ["RealismMetric"]
+
+
+class RealismMetric(PerSampleMetric):
+    """``extract`` returns ``[n, d]`` embeddings (frames or audio windows) of one clip; the value
+    is their Frechet distance to the Gaussian of all reference rows (lower = more realistic).
+
+    The reference statistics are computed once per context from ``ctx.reference_features``.
+    """
+
+    def reference_stats(self) -> tuple:
+        key = self.feature_key()
+        cached = getattr(self, "_ref_stats", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rows = [torch.as_tensor(e).reshape(-1, torch.as_tensor(e).shape[-1]) for e in self.ctx.reference_features(self)]
+        if sum(r.shape[0] for r in rows) < 2:
+            raise NotEnoughSamplesError(f"{self.spec.name} needs at least 2 reference embeddings")
+        stats = F.gaussian_stats(torch.cat(rows).double())
+        self._ref_stats = (key, stats)
+        return stats
+
+    def value(self, features: Features, text: str) -> float:
+        mu, sigma = self.reference_stats()
+        return F.gaussian_individual_score(features, mu, sigma)
