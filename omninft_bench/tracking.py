@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import os
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from omninft_bench.config import flatten
 
-__all__ = ["log_artifact", "log_dict", "log_metrics", "log_params", "mlflow_run"]
+__all__ = ["log_artifact", "log_dict", "log_metrics", "log_params", "mlflow_run", "run_context"]
 
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 _BATCH = 100
@@ -30,20 +31,39 @@ def mlflow_run(
 ) -> Iterator[Any]:
     """Start a run in ``experiment`` (created if needed) at ``tracking_uri``; yields the run.
 
-    The run ends FINISHED on normal exit, KILLED on Ctrl-C, FAILED on any other exception (which
-    is re-raised).
+    Ends as :func:`run_context` says.
     """
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    run = mlflow.start_run(run_name=run_name or None, tags=dict(tags or {}))
+    with run_context(run_name=run_name, tags=tags) as run:
+        yield run
+
+
+@contextmanager
+def run_context(
+    *,
+    run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+) -> Iterator[Any]:
+    """A run in the current experiment (new, or continued by ``run_id``); yields it.
+
+    The run ends FINISHED on normal exit, KILLED on Ctrl-C, and FAILED on any other exception,
+    which is saved as the artifact ``traceback.txt`` and re-raised.
+    """
+    import mlflow
+
+    run = mlflow.start_run(run_id=run_id, run_name=run_name or None, tags=dict(tags or {}), nested=nested)
     try:
         yield run
     except KeyboardInterrupt:
         mlflow.end_run(status="KILLED")
         raise
     except BaseException:
+        mlflow.log_text(traceback.format_exc(), "traceback.txt")
         mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")

@@ -274,3 +274,5 @@ def test_backend_that_fails_to_load_stops_the_run_as_failed(data, capsys, monkey
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("failing").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+    saved = client.download_artifacts(runs[0].info.run_id, "traceback.txt", str(data["tmp"]))
+    assert "i3d" in Path(saved).read_text()
