@@ -1,0 +1,149 @@
+"""The OmniNFT loop: a trivial reward goes up, parameters change, NaN rewards are excluded,
+a killed run resumes to identical weights, and the ablation grid expands as documented."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omninft_bench.metrics.base import PerSampleMetric
+from omninft_bench.metrics.registry import MetricSpec
+from omninft_bench.rewards import MetricReward
+from trainers.ablation import expand_ablation, variant_from_name
+from trainers.backbone import Backbone, TinyConfig
+from trainers.omninft import OmniNFTConfig, StepLog, Variant, train
+from trainers.sampling import SamplerConfig
+
+
+class Brightness(PerSampleMetric):
+    """Mean pixel value: a trivial video reward the policy can raise."""
+
+    spec = MetricSpec("test_brightness", "video", True, "per_sample", frozenset({"video"}))
+
+    def extract(self, clip):
+        return torch.tensor(float(clip.video_float().mean()))
+
+    def value(self, features, text):
+        return float(features)
+
+
+class Loudness(PerSampleMetric):
+    """Mean absolute amplitude: a trivial audio reward; NaN for every third clip if asked."""
+
+    spec = MetricSpec("test_loudness", "audio", True, "per_sample", frozenset({"audio"}))
+
+    def __init__(self, nan_every: int = 0):
+        super().__init__()
+        self.nan_every = nan_every
+        self.calls = 0
+
+    def extract(self, clip):
+        return torch.tensor(float(np.abs(clip.audio).mean()))
+
+    def value(self, features, text):
+        self.calls += 1
+        if self.nan_every and self.calls % self.nan_every == 0:
+            return math.nan
+        return float(features)
+
+
+def small_backbone(seed: int = 0) -> Backbone:
+    cfg = TinyConfig(layers=2, video_heads=2, video_head_dim=16, audio_heads=2, audio_head_dim=8, text_dim=16,
+                     text_layers=1, text_heads=2, griffin_lim_iters=2, vocab=["ball", "bounces", "red"])
+    return Backbone.tiny(cfg, seed=seed)
+
+
+def config(**changes) -> OmniNFTConfig:
+    base = dict(steps=6, prompts_per_step=2, group_size=4, sampler=SamplerConfig(steps=3), train_timesteps=1,
+                lr=2e-3, checkpoint_every=2, threads=1, w_ramp_steps=2)
+    base.update(changes)
+    return OmniNFTConfig(**base)
+
+
+def rewards(nan_every: int = 0, audio: bool = True) -> tuple[list[MetricReward], dict[str, float]]:
+    rs = [MetricReward(Brightness())] + ([MetricReward(Loudness(nan_every))] if audio else [])
+    return rs, {r.name: 1.0 for r in rs}
+
+
+def run(tmp_path: Path, variant: Variant, cfg: OmniNFTConfig, nan_every: int = 0, audio: bool = True,
+        **kw) -> tuple[Backbone, list[StepLog]]:
+    logs: list[StepLog] = []
+    rs, weights = rewards(nan_every, audio)
+    backbone, _ = train(small_backbone(), variant, cfg, rs, weights, seed=0, run_dir=tmp_path, log=logs.append,
+                        progress=False, **kw)
+    return backbone, logs
+
+
+def test_trivial_reward_goes_up_gdpo(tmp_path: Path) -> None:
+    before = {k: v.clone() for k, v in small_backbone().transformer.state_dict().items()}
+    backbone, logs = run(tmp_path, Variant("gdpo"), config(steps=16), audio=False)
+    after = backbone.transformer.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    bright = [log.metrics["reward/test_brightness"] for log in logs]
+    assert np.mean(bright[-3:]) > np.mean(bright[:3]) + 0.005
+
+
+def test_video_and_audio_rewards_go_up_with_all_components(tmp_path: Path) -> None:
+    # Routing sends the brightness advantage to the video tokens and loudness to the audio
+    # tokens; surgery and region weights are on too.
+    backbone, logs = run(tmp_path, Variant("omninft", True, True, True), config(steps=16))
+    bright = [log.metrics["reward/test_brightness"] for log in logs]
+    loud = [log.metrics["reward/test_loudness"] for log in logs]
+    assert np.mean(bright[-3:]) > np.mean(bright[:3]) + 0.005
+    assert np.mean(loud[-3:]) > np.mean(loud[:3])
+    assert logs[-1].metrics["region/w_max"] == pytest.approx(1.5)
+    for log in logs:
+        assert math.isfinite(log.metrics["loss/total"])
+        assert {"adv/video_abs", "adv/audio_abs", "loss/kl", "time/step_s"} <= set(log.metrics)
+
+
+def test_nan_rewards_are_excluded_and_counted(tmp_path: Path) -> None:
+    backbone, logs = run(tmp_path, Variant("gdpo"), config(steps=2), nan_every=3)
+    assert sum(log.metrics["nan/rewards"] for log in logs) > 0
+    assert all(math.isfinite(log.metrics["loss/total"]) for log in logs)
+    assert all(torch.isfinite(p).all() for p in backbone.transformer.parameters())
+
+
+def test_resume_after_a_crash_gives_identical_weights(tmp_path: Path) -> None:
+    variant = Variant("omninft", True, True, True)
+    full, full_logs = run(tmp_path / "full", variant, config(steps=4))
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_3(entry: StepLog) -> None:
+        if entry.step == 2:  # after the step-2 checkpoint (checkpoint_every=2), before step 4
+            raise Crash
+
+    rs, weights = rewards()
+    with pytest.raises(Crash):
+        train(small_backbone(), variant, config(steps=4), rs, weights, seed=0, run_dir=tmp_path / "crash",
+              log=crash_at_3, progress=False)
+    resumed, resumed_logs = run(tmp_path / "crash", variant, config(steps=4), resume=True)
+    assert [log.step for log in resumed_logs] == [2, 3]
+    for (k, a), b in zip(full.transformer.state_dict().items(), resumed.transformer.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert resumed_logs[-1].metrics["reward/test_brightness"] == full_logs[-1].metrics["reward/test_brightness"]
+
+
+def test_ablation_grid() -> None:
+    grid = expand_ablation("all")
+    assert len(grid) == 8 and len({v.name for v in grid}) == 8
+    assert grid[0] == Variant("gdpo") and grid[-1] == Variant("omninft", True, True, True)
+    assert {(v.routing, v.surgery, v.reweighting) for v in grid} == {
+        (a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)
+    }
+    assert [v.name for v in expand_ablation("none")] == ["gdpo"]
+    assert [v.name for v in expand_ablation("full")] == ["omninft"]
+    loo = [v.name for v in expand_ablation("loo")]
+    assert loo == ["omninft", "surgery+reweighting", "routing+reweighting", "routing+surgery", "gdpo"]
+    assert expand_ablation(["reweighting+routing", "nft"]) == [
+        Variant("routing+reweighting", routing=True, reweighting=True),
+        Variant("nft", advantage="nft"),
+    ]
+    with pytest.raises(ValueError, match="Did you mean omninft"):
+        variant_from_name("omnift")

@@ -1,0 +1,332 @@
+"""``python -m omninft_bench.run ablation=...``: evaluate the base, train every variant x seed, report.
+
+MLflow layout (docs/CONTRACTS.md): one parent run per ablation with nested child runs, one for
+the base model's evaluation and one per variant x seed, each tagged with its variant, seed and
+switches so the MLflow UI compares them directly.  Outputs under ``out/``: the SynthAV
+reference clips, per-run checkpoints and evaluation folders (JavisBench layout, scored by
+``omninft_bench.evaluate``), and the report.
+
+``resume=true`` reuses the newest unfinished parent run of the experiment: finished children
+are skipped, an interrupted child continues from its last checkpoint.  Any exception marks
+the runs FAILED and stores the traceback as an artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omninft_bench.config import CommonConfig, flatten, option, to_dict
+from omninft_bench.data import synthav
+from omninft_bench.data.layout import write_javisbench
+from omninft_bench.encoders.config import EncodersConfig
+from omninft_bench.evaluate import EvaluateConfig, evaluate, plan_evaluation
+from omninft_bench.media import AVClip
+from omninft_bench.metrics import EvalContext
+from omninft_bench.rewards import make_rewards
+from omninft_bench.tracking import run_context
+from trainers.ablation import expand_ablation
+from trainers.backbone import Backbone
+from trainers.omninft import OmniNFTConfig, StepLog, Variant, train
+from trainers.sampling import SamplerConfig, sample
+
+__all__ = ["AblationConfig", "evaluate_backbone", "run_ablation"]
+
+# Every encoder-based metric runs on the in-house SynthBind space on the default domain.
+SYNTHBIND_METRICS = (
+    "clip_score", "clap_score", "av_score", "avh_score", "javis_score", "video_realism",
+    "audio_realism", "fvd", "kvd", "fad", "subject_consistency", "background_consistency",
+)  # fmt: skip
+DEFAULT_REWARDS = {"clip_score": 1.0, "video_realism": 0.5, "clap_score": 1.0, "audio_realism": 0.5, "av_offset": 1.0}
+
+
+@dataclass
+class EvalSettings:
+    n: int = option(64, "SynthAV evaluation prompts scored after training (one clip each)")
+    n_reference: int = option(128, "SynthAV reference clips (distribution metrics and realism rewards)")
+    seed: int = option(1234, "seed of the evaluation noise (same for every variant)")
+    sampler: SamplerConfig = option(SamplerConfig(), "sampler used for evaluation clips")
+    metrics: list[str] = option([], "metrics of the final evaluation; empty = every registered metric")
+    n_samples: int = option(4, "evaluation clips logged as MLflow artifacts per run")
+    n_bootstrap: int = option(1000, "bootstrap resamples of the per-metric CI")
+
+
+@dataclass
+class BackboneSettings:
+    name: str = option("tiny", "tiny (shipped SynthAV checkpoint) or ltx2 (released checkpoint, GPU)")
+    pretrained: str = option("", "checkpoint: tiny safetensors file, or the LTX-2 diffusers folder")
+
+
+@dataclass
+class AblationConfig(CommonConfig):
+    """``python -m omninft_bench.run [ablation=all] [seeds=[0,1]] [preset=smoke] ...``"""
+
+    out: str = option("outputs/ablation", "output folder (reference clips, checkpoints, evaluations, report)")
+    ablation: Any = option("all", "all | none | full | loo | a list of variants, e.g. [gdpo,omninft,nft]")
+    seeds: list[int] = option([0, 1], "seeds; every variant runs once per seed")
+    preset: str = option("default", "default | smoke (tiny sizes for tests, < 2 minutes)")
+    experiment: str = option("omninft-default", "MLflow experiment")
+    resume: bool = option(False, "continue the newest unfinished ablation of this experiment")
+    report: bool = option(True, "render the report at the end")
+    progress: bool = option(True, "show progress bars")
+    rewards: dict[str, float] = option(dict(DEFAULT_REWARDS), "reward name -> weight (names from the metric registry)")
+    train: OmniNFTConfig = option(OmniNFTConfig(), "RL hyperparameters")
+    eval: EvalSettings = option(EvalSettings(), "final evaluation")
+    backbone: BackboneSettings = option(BackboneSettings(), "backbone")
+    encoders: EncodersConfig = option(EncodersConfig(), "encoder backends")
+
+
+SMOKE_PRESET = [
+    "train.steps=2", "train.prompts_per_step=2", "train.group_size=4", "train.sampler.steps=4",
+    "train.train_timesteps=1", "train.checkpoint_every=1", "eval.n=6", "eval.n_reference=24",
+    "eval.sampler.steps=4", "eval.n_samples=2", "eval.n_bootstrap=200", "seeds=[0]",
+]  # fmt: skip
+
+
+def preset_overrides(argv: Sequence[str]) -> list[str]:
+    """The preset's overrides go first, so explicit ``key=value`` arguments win."""
+    presets = [a.split("=", 1)[1] for a in argv if a.startswith("preset=")]
+    if presets and presets[-1] == "smoke":
+        return SMOKE_PRESET + list(argv)
+    if presets and presets[-1] != "default":
+        raise ValueError(f"preset={presets[-1]!r}; expected default or smoke")
+    return list(argv)
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def environment() -> dict[str, Any]:
+    names = ["torch", "diffusers", "transformers", "mlflow", "numpy", "scipy", "av", "opencv-python-headless",
+             "hydra-core", "omninft-bench"]
+    packages = {}
+    for name in names:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": packages,
+            "torch_threads": torch.get_num_threads()}
+
+
+# --------------------------------------------------------------------------- MLflow
+
+
+def _children(parent_id: str) -> dict[tuple[str, str], Any]:
+    import mlflow
+
+    runs = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", output_format="list")
+    return {(r.data.tags.get("variant", ""), r.data.tags.get("seed", "")): r for r in runs}
+
+
+def _resumable_parent(experiment: str) -> str | None:
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[experiment], filter_string="tags.`omninft.role` = 'parent'",
+        order_by=["start_time DESC"], max_results=1, output_format="list",
+    )
+    if runs and runs[0].info.status != "FINISHED":
+        return runs[0].info.run_id
+    return None
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def generate_clips(backbone: Backbone, refs: Sequence[AVClip], sampler: SamplerConfig, seed: int,
+                   batch_size: int = 32) -> list[AVClip]:
+    """One generated clip per reference prompt; noise depends only on ``seed`` and the index."""
+    clips: list[AVClip] = []
+    for start in range(0, len(refs), batch_size):
+        chunk = refs[start : start + batch_size]
+        gen = torch.Generator().manual_seed(seed + start)
+        result = sample(backbone, [c.prompt for c in chunk], sampler, generator=gen)
+        metas = [{"audio_text": c.meta.get("audio_text", ""), "categories": c.meta.get("categories", {}),
+                  "gt": {}} for c in chunk]
+        clips.extend(backbone.decode(result.video, result.audio, [c.prompt for c in chunk], metas))
+    return clips
+
+
+def evaluate_backbone(
+    backbone: Backbone, cfg: AblationConfig, eval_refs: Sequence[AVClip], reference_dir: Path, out_dir: Path
+) -> tuple[dict[str, Any], Path]:
+    """Sample the evaluation prompts, write them as a JavisBench folder, score the full suite."""
+    with torch.no_grad():
+        clips = generate_clips(backbone, eval_refs, cfg.eval.sampler, cfg.eval.seed)
+    write_javisbench(out_dir, clips, total=len(clips), progress=False)
+    ecfg = EvaluateConfig(
+        input=str(out_dir), reference=str(reference_dir), metrics=list(cfg.eval.metrics or all_metric_names()),
+        backends=[f"{m}:synthbind" for m in SYNTHBIND_METRICS if cfg.backbone.name == "tiny"],
+        track=False, out=str(out_dir / "eval"), cache_dir="", n_bootstrap=cfg.eval.n_bootstrap,
+        progress=False, encoders=cfg.encoders, tracking_uri=cfg.tracking_uri,
+    )
+    return evaluate(plan_evaluation(ecfg)), out_dir
+
+
+def all_metric_names() -> list[str]:
+    from omninft_bench.metrics import list_metrics
+
+    return [spec.name for spec in list_metrics()]
+
+
+def log_evaluation(results: dict[str, Any], folder: Path, n_samples: int) -> None:
+    from omninft_bench.tracking import log_artifact, log_metrics
+
+    flat: dict[str, float | None] = {}
+    for name, est in results["metrics"].items():
+        flat[f"eval/{name}"] = est["value"]
+        flat[f"eval/{name}/ci_low"] = est["ci_low"]
+        flat[f"eval/{name}/ci_high"] = est["ci_high"]
+    log_metrics(flat)
+    log_artifact(folder / "eval" / "results.json", "eval")
+    log_artifact(folder / "eval" / "per_sample.jsonl", "eval")
+    log_artifact(folder / "prompts.csv", "samples")
+    for i in range(n_samples):
+        for suffix in (".mp4", ".wav"):
+            path = folder / "samples" / f"sample_{i:04d}{suffix}"
+            if path.exists():
+                log_artifact(path, "samples")
+
+
+# --------------------------------------------------------------------------- the ablation
+
+
+def load_backbone(cfg: AblationConfig) -> Backbone:
+    return Backbone.build(cfg.backbone.name, cfg.backbone.pretrained)
+
+
+def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
+    """Run the configured ablation; returns the parent MLflow run id (None on non-main processes).
+
+    Under ``accelerate launch`` every process trains (data parallel: its own prompts and noise,
+    gradients all-reduced); only the main process evaluates and talks to MLflow.
+    """
+    import mlflow
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    main = state.is_main_process
+    if state.num_processes > 1 and cfg.resume:
+        raise ValueError("resume=true is supported in single-process runs only")
+    variants = expand_ablation(cfg.ablation)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Reference clips (distribution metrics, realism rewards) and evaluation prompts: SynthAV.
+    gen_cfg = synthav.SynthAVConfig()
+    reference = synthav.reference_set(gen_cfg, cfg.eval.n_reference)
+    reference_dir = out / "reference"
+    if main and not (reference_dir / "prompts.csv").exists():
+        write_javisbench(reference_dir, reference, total=len(reference), progress=cfg.progress)
+    eval_refs = synthav.eval_set(gen_cfg, cfg.eval.n)
+    ctx = EvalContext(cfg.encoders, reference=reference,
+                      backends={m: "synthbind" for m in SYNTHBIND_METRICS} if cfg.backbone.name == "tiny" else None)
+    rewards = make_rewards(list(cfg.rewards), ctx)
+
+    if not main:
+        for variant in variants:
+            for seed in cfg.seeds:
+                train_variant(cfg, variant, seed, rewards, log=None)
+                state.wait_for_everyone()
+        return None
+
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_experiment(cfg.experiment)
+    commit = git_commit()
+    parent_id = _resumable_parent(cfg.experiment) if cfg.resume else None
+    tags = {"omninft.role": "parent", "git_commit": commit,
+            "omninft.command": " ".join(["python -m omninft_bench.run", *argv])}
+    with run_context(run_id=parent_id, run_name=None if parent_id else f"ablation {cfg.ablation}", tags=tags) as parent:
+        parent_id = parent.info.run_id
+        if not mlflow.get_run(parent_id).data.params:
+            from omninft_bench.tracking import log_params
+
+            log_params(to_dict(cfg))
+            mlflow.log_dict(to_dict(cfg), "config.json")
+            mlflow.log_dict(environment(), "environment.json")
+        done = _children(parent_id)
+
+        child_tags = {"git_commit": commit}
+        prior = done.get(("base", "-"))
+        if prior is None or prior.info.status != "FINISHED":
+            with run_context(run_id=prior.info.run_id if prior else None, run_name="base", nested=True,
+                             tags={**child_tags, "omninft.role": "base", "variant": "base", "seed": "-"}):
+                results, folder = evaluate_backbone(load_backbone(cfg), cfg, eval_refs, reference_dir, out / "base")
+                log_evaluation(results, folder, cfg.eval.n_samples)
+
+        for variant in variants:
+            for seed in cfg.seeds:
+                prior = done.get((variant.name, str(seed)))
+                if prior is not None and prior.info.status == "FINISHED":
+                    continue
+                run_variant(cfg, variant, seed, rewards, eval_refs, reference_dir, child_tags,
+                            prior_id=prior.info.run_id if prior is not None else None)
+                state.wait_for_everyone()
+
+    if cfg.report:
+        render(cfg, parent_id)
+    return parent_id
+
+
+def train_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, log, resume: bool = False):
+    backbone = load_backbone(cfg)
+    weights = {name: float(w) for name, w in cfg.rewards.items()}
+    run_dir = Path(cfg.out) / "runs" / variant.name / f"seed{seed}"
+    return train(backbone, variant, cfg.train, rewards, weights, seed=seed, run_dir=run_dir, resume=resume,
+                 log=log, progress=cfg.progress)
+
+
+def run_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, eval_refs, reference_dir: Path,
+                tags: dict[str, str], prior_id: str | None) -> None:
+    """Train one variant x seed in its own (nested) MLflow run and evaluate its EMA weights."""
+    from omninft_bench.tracking import log_metrics, log_params
+
+    run_tags = {**tags, "omninft.role": "variant", "variant": variant.name, "seed": str(seed),
+                **{k: str(v).lower() for k, v in variant.switches().items()}, "advantage": variant.advantage}
+    with run_context(run_id=prior_id, run_name=f"{variant.name} seed {seed}", nested=True, tags=run_tags):
+        if prior_id is None:
+            params = flatten({"train": dataclasses.asdict(cfg.train), "rewards": cfg.rewards})
+            log_params({**params, **variant.switches(), "variant": variant.name, "seed": seed,
+                        "advantage": variant.advantage})
+
+        def log(entry: StepLog) -> None:
+            log_metrics(entry.metrics, step=entry.step)
+
+        backbone, ema = train_variant(cfg, variant, seed, rewards, log, resume=prior_id is not None)
+        with ema.swapped_in(backbone.transformer):
+            results, folder = evaluate_backbone(backbone, cfg, eval_refs, reference_dir,
+                                                Path(cfg.out) / "runs" / variant.name / f"seed{seed}" / "eval_clips")
+        log_evaluation(results, folder, cfg.eval.n_samples)
+
+
+def render(cfg: AblationConfig, parent_id: str) -> None:
+    from omninft_bench.report import render_report
+
+    paths = render_report(cfg.experiment, Path(cfg.out) / "report", cfg.tracking_uri, parent_run_id=parent_id)
+    print(f"report: {paths.markdown} and {paths.html}")
+
+
+def summary_line(parent_id: str) -> str:
+    return json.dumps({"parent_run_id": parent_id})

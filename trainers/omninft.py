@@ -1,0 +1,331 @@
+"""OmniNFT: online diffusion RL for joint audio-video generation, one readable loop.
+
+How it differs from its parent, DiffusionNFT (reference.md sections 1-2):
+
+* **Per-reward advantages** are group-normalized separately (GDPO) instead of normalizing one
+  weighted sum of raw rewards (``advantage=nft`` keeps DiffusionNFT's recipe as a baseline).
+* **Modality-wise routing** (``routing``): the video tokens' NFT loss uses the advantage of the
+  rewards tagged video/text_video/sync, the audio tokens' loss that of audio/text_audio/sync.
+  Tags come from the metric registry, so an unroutable reward is an error.
+* **Layer-wise gradient surgery** (``surgery``): during the training forward only, the gradient
+  that the video loss sends into the audio stream through each block's audio->video attention
+  is scaled by a per-block schedule.
+* **Region-wise reweighting** (``reweighting``): video tokens get weights in [1, w_max] from the
+  video->audio attention captured during rollout (mid-to-late denoising window).
+
+With all three off the loop is the GDPO baseline.  Each step: roll out G clips per prompt with
+the old policy -> decode -> score every reward -> per-reward group advantages -> route ->
+DiffusionNFT loss on re-noised tokens at the sampler's sigmas -> update -> soft-update the old
+policy and the evaluation EMA.
+
+Departures from the released code, on purpose: one optimizer step per RL step (the gradient is
+accumulated over ``train_timesteps`` noise levels); each sample is trained at its own random
+subset of the highest-noise sampler sigmas; NaN rewards are excluded (advantage 0) and counted,
+not replaced by a failure value; randomness is drawn from per-step seeded generators, so a run
+killed at any point resumes to bit-identical weights on CPU.
+
+Run it through ``python -m omninft_bench.run ablation=...`` (see ``trainers.ablation``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from omninft_bench.config import option
+from omninft_bench.data import synthav
+from omninft_bench.rewards import MetricReward, RewardResult
+from trainers.advantages import (
+    group_advantages,
+    nft_advantage,
+    optimality_probability,
+    route_advantages,
+)
+from trainers.backbone import Backbone
+from trainers.checkpoint import load_checkpoint, save_checkpoint
+from trainers.nft_loss import nft_loss, omninft_total
+from trainers.policy import EMA, OldPolicy
+from trainers.regions import capture_v2a_attention, region_weights, w_max_schedule
+from trainers.sampling import SamplerConfig, sample
+from trainers.surgery import gradient_surgery, surgery_schedule
+
+__all__ = ["OmniNFTConfig", "StepLog", "Variant", "train"]
+
+
+@dataclass
+class OmniNFTConfig:
+    """Hyperparameters of one RL run (``train.*`` keys of ``omninft_bench.run``)."""
+
+    steps: int = option(24, "optimizer steps (= RL iterations) per run")
+    prompts_per_step: int = option(4, "distinct SynthAV training prompts per step")
+    group_size: int = option(8, "clips rolled out per prompt (advantages are normalized per group)")
+    sampler: SamplerConfig = option(SamplerConfig(), "rollout sampler (ODE, CFG-free by default)")
+    train_timesteps: int = option(2, "noise levels each sample is trained at per step")
+    train_sigma_fraction: float = option(0.8, "train on the highest-noise fraction of the sampler's sigmas")
+    lr: float = option(3e-4, "AdamW learning rate (full fine-tuning of the tiny model)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    grad_clip: float = option(1.0, "gradient-norm clip")
+    nft_beta: float = option(1.0, "DiffusionNFT guidance strength beta of the implicit policies")
+    adv_clip: float = option(5.0, "advantage clip before r = A/5/2 + 0.5")
+    kl_coef: float = option(1e-4, "weight of the x0-space KL to the reference (initial) model")
+    old_policy_rate: float = option(0.001, "old-policy decay eta_i = min(rate * i, cap) (0 = on-policy)")
+    old_policy_cap: float = option(0.5, "cap of the old-policy decay")
+    ema_max_decay: float = option(0.9, "evaluation EMA decay cap, min((1+s)/(10+s), cap)")
+    w_max: float = option(1.5, "region reweighting: largest video-token weight")
+    w_ramp_steps: int = option(8, "region reweighting: steps over which w_max ramps from 1")
+    surgery_scales: list[float] = option([], "per-block gradient scales; empty = released shape scaled to depth")
+    checkpoint_every: int = option(4, "steps between checkpoints (0 = only at the end)")
+    threads: int = option(2, "torch CPU threads")
+
+    def __post_init__(self) -> None:
+        if self.group_size < 2:
+            raise ValueError(f"train.group_size={self.group_size}; group advantages need at least 2")
+        if not 0 < self.train_sigma_fraction <= 1:
+            raise ValueError(f"train.train_sigma_fraction={self.train_sigma_fraction}; must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One cell of the ablation: which OmniNFT components are on, and the advantage recipe."""
+
+    name: str
+    routing: bool = False
+    surgery: bool = False
+    reweighting: bool = False
+    advantage: str = "gdpo"  # "gdpo" (per-reward normalized) or "nft" (DiffusionNFT's raw sum)
+
+    def switches(self) -> dict[str, bool]:
+        return {"routing": self.routing, "surgery": self.surgery, "reweighting": self.reweighting}
+
+
+@dataclass
+class StepLog:
+    """What one step reports (logged to MLflow by the caller)."""
+
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
+    """A generator that depends only on (seed, step, stream): the key to exact resumption."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))
+
+
+def training_prompts(seed: int, step: int, n: int) -> list[str]:
+    """The ``n`` SynthAV training prompts of ``step`` (deterministic, disjoint across steps)."""
+    start = step * n
+    return [clip.prompt for clip in synthav.iter_split("train", n=n, stream=seed, start=start)]
+
+
+def score_rewards(rewards: Sequence[MetricReward], clips: Sequence[Any]) -> dict[str, RewardResult]:
+    return {r.name: r(clips) for r in rewards}
+
+
+def compute_advantages(
+    results: dict[str, RewardResult],
+    weights: dict[str, float],
+    variant: Variant,
+    group_size: int,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """Video and audio advantages ``[B]`` for the variant, plus diagnostics."""
+    stats: dict[str, float] = {}
+    valid = torch.stack([r.valid for r in results.values()]).all(0)
+    if variant.advantage == "nft":
+        raw = {name: torch.where(valid, r.values, torch.zeros_like(r.values)) for name, r in results.items()}
+        routed = nft_advantage(raw, weights, group_size)
+        adv_v = adv_a = torch.where(valid, routed.video, torch.zeros_like(routed.video))
+    else:
+        per_reward = {}
+        for name, r in results.items():
+            g = group_advantages(r.values, group_size, valid=r.valid)
+            per_reward[name] = g.advantages
+        modalities = {name: r.modality for name, r in results.items()}
+        routed = route_advantages(per_reward, weights, modalities, mode="routing" if variant.routing else "gdpo")
+        adv_v, adv_a = routed.video, routed.audio
+    stats["adv/video_abs"] = float(adv_v.abs().mean())
+    stats["adv/audio_abs"] = float(adv_a.abs().mean())
+    stats["nan/rewards"] = float((~valid).sum())
+    return adv_v, adv_a, stats
+
+
+def noised(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Forward process x_t = (1 - t) x0 + t eps, per-sample t ``[B]``."""
+    t = sigma.view(-1, *([1] * (x0.ndim - 1)))
+    return (1.0 - t) * x0 + t * noise
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train(
+    backbone: Backbone,
+    variant: Variant,
+    cfg: OmniNFTConfig,
+    rewards: Sequence[MetricReward],
+    weights: dict[str, float],
+    *,
+    seed: int,
+    run_dir: Path,
+    resume: bool = False,
+    log: Callable[[StepLog], None] | None = None,
+    progress: bool = True,
+) -> tuple[Backbone, EMA]:
+    """Post-train ``backbone`` in place with one variant; returns it and its evaluation EMA."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(seed)
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    backbone.to(acc.device)
+    backbone.train()
+    model = backbone.transformer  # the module itself; ``ddp`` wraps it for data parallelism
+    reference = copy.deepcopy(model).requires_grad_(False).eval()
+    backbone.text_encoder.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    old = OldPolicy(model, rate=cfg.old_policy_rate, cap=cfg.old_policy_cap)
+    ema = EMA(model, max_decay=cfg.ema_max_decay)
+    schedule = surgery_schedule(len(model.transformer_blocks), cfg.surgery_scales or None)
+
+    start = 0
+    ckpt_path = run_dir / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        start = load_checkpoint(ckpt_path, model=model, optimizer=optimizer, old=old, ema=ema)
+    ddp, optimizer = acc.prepare(model, optimizer)
+    world, rank = acc.num_processes, acc.process_index
+
+    sigmas = torch.as_tensor(
+        np.linspace(1.0, 1.0 / cfg.sampler.steps, cfg.sampler.steps), dtype=torch.float32
+    )  # the sampler's noise levels (diffusers FlowMatchEuler with shift 1 visits exactly these)
+    trainable = sigmas[: max(1, math.ceil(cfg.train_sigma_fraction * len(sigmas)))]
+    g = cfg.group_size
+    bar = tqdm(range(start, cfg.steps), desc=f"{variant.name} seed {seed}", disable=not progress or not acc.is_main_process,
+               initial=start, total=cfg.steps)
+    for step in bar:
+        t0 = time.perf_counter()
+        # 1. roll out G clips per prompt with the old (sampling) policy
+        shard = step * world + rank  # each process rolls out its own prompts and noise
+        prompts = [p for p in training_prompts(seed, shard, cfg.prompts_per_step) for _ in range(g)]
+        rollout_gen = step_generator(seed, shard, 0)
+        with torch.no_grad(), old.swapped_in(model), capture_v2a_attention(model, enabled=variant.reweighting) as cap:
+            model.eval()
+            callback = (lambda info: cap.set_step(info.index, info.num_steps)) if variant.reweighting else None
+            result = sample(backbone, prompts, cfg.sampler, generator=rollout_gen, callback=callback)
+            scores = cap.scores() if variant.reweighting else None
+        model.train()
+        x0_v, x0_a = result.video.detach(), result.audio.detach()
+
+        # 2-3. decode and score
+        clips = backbone.decode(x0_v, x0_a, prompts)
+        results = gather_rewards(acc, score_rewards(rewards, clips))
+
+        # 4. per-reward group advantages (batch std over every process), routed per modality
+        adv_v, adv_a, stats = compute_advantages(results, weights, variant, g)
+        local = slice(rank * len(prompts), (rank + 1) * len(prompts))
+        adv_v, adv_a = adv_v[local], adv_a[local]
+        r_v = optimality_probability(adv_v, cfg.adv_clip)
+        r_a = optimality_probability(adv_a, cfg.adv_clip)
+        token_w = None
+        if scores is not None:
+            w_max = w_max_schedule(step, cfg.w_ramp_steps, cfg.w_max)
+            token_w = region_weights(scores, backbone.video_grid, w_max)
+            stats["region/w_max"] = w_max
+
+        # 5-6. DiffusionNFT loss on re-noised samples at the sampler's sigmas, one update
+        with torch.no_grad():  # RL trains the transformer; the text encoder stays as pretrained
+            cond = backbone.encode_text(prompts)
+        train_gen = step_generator(seed, shard, 1)
+        optimizer.zero_grad(set_to_none=True)
+        parts = {"loss/total": 0.0, "loss/video": 0.0, "loss/audio": 0.0, "loss/kl": 0.0}
+        for _ in range(cfg.train_timesteps):
+            idx = torch.randint(len(trainable), (x0_v.shape[0],), generator=train_gen)
+            t = trainable[idx]
+            x_v = noised(x0_v, t, torch.randn(x0_v.shape, generator=train_gen))
+            x_a = noised(x0_a, t, torch.randn(x0_a.shape, generator=train_gen))
+            with torch.no_grad():
+                with old.swapped_in(model):
+                    v_old, a_old = backbone.velocity(x_v, x_a, t, None, cond)
+                ref_v, ref_a = _velocity_with(backbone, reference, x_v, x_a, t, cond)
+            with gradient_surgery(model, schedule, enabled=variant.surgery):
+                v_theta, a_theta = _velocity_with(backbone, ddp, x_v, x_a, t, cond)
+            lv = nft_loss(x0_v, x_v, t, v_theta, v_old, ref_v, r_v, cfg.nft_beta, token_weights=token_w,
+                          kl_coef=cfg.kl_coef, adv_clip=cfg.adv_clip)
+            la = nft_loss(x0_a, x_a, t, a_theta, a_old, ref_a, r_a, cfg.nft_beta,
+                          kl_coef=cfg.kl_coef, adv_clip=cfg.adv_clip)
+            loss = omninft_total(lv.policy, la.policy, lv.kl, la.kl, cfg.kl_coef) / cfg.train_timesteps
+            if not torch.isfinite(loss):
+                stats["nan/loss"] = stats.get("nan/loss", 0.0) + 1.0
+                continue
+            loss.backward()
+            parts["loss/total"] += float(loss.detach())
+            parts["loss/video"] += float(lv.policy.detach()) / cfg.train_timesteps
+            parts["loss/audio"] += float(la.policy.detach()) / cfg.train_timesteps
+            parts["loss/kl"] += float((lv.kl + la.kl).detach()) / 2 / cfg.train_timesteps
+        grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in params)
+        if grads_ok:
+            stats["grad/norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+            optimizer.step()
+        else:
+            stats["nan/grad"] = 1.0
+
+        # 7. soft-update the old policy and the evaluation EMA
+        old.update(model, step + 1)
+        ema.update(model, step + 1)
+
+        metrics = {f"reward/{name}": _nanmean(r.values) for name, r in results.items()}
+        metrics.update(stats)
+        metrics.update(parts)
+        metrics["time/step_s"] = time.perf_counter() - t0
+        if log is not None and acc.is_main_process:
+            log(StepLog(step, metrics))
+        bar.set_postfix(loss=f"{parts['loss/total']:.3f}")
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            _checkpoint(acc, ckpt_path, step + 1, model, optimizer, old, ema)
+    backbone.eval()
+    _checkpoint(acc, ckpt_path, cfg.steps, model, optimizer, old, ema)
+    return backbone, ema
+
+
+def _checkpoint(acc: Accelerator, path: Path, step: int, model, optimizer, old, ema) -> None:
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        save_checkpoint(path, step, model=model, optimizer=optimizer, old=old, ema=ema)
+    acc.wait_for_everyone()
+
+
+def gather_rewards(acc: Accelerator, results: dict[str, RewardResult]) -> dict[str, RewardResult]:
+    """Every process's rewards, concatenated in rank order (groups stay contiguous)."""
+    if acc.num_processes == 1:
+        return results
+    out = {}
+    for name, r in results.items():
+        values = acc.gather(r.values.to(acc.device)).cpu()
+        valid = acc.gather(r.valid.to(acc.device)).cpu()
+        out[name] = RewardResult(name, r.modality, values, valid, (None,) * len(values))
+    return out
+
+
+def _velocity_with(backbone: Backbone, transformer: torch.nn.Module, x_v, x_a, t, cond):
+    """Velocity of another transformer (the frozen reference) through the same wrapper."""
+    live = backbone.transformer
+    backbone.transformer = transformer
+    try:
+        return backbone.velocity(x_v, x_a, t, None, cond)
+    finally:
+        backbone.transformer = live
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[torch.isfinite(x)]
+    return float(x.mean()) if x.numel() else float("nan")
