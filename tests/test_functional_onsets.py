@@ -17,7 +17,9 @@ def fixture_signal(sr: int, dur: float = 2.0) -> np.ndarray:
     y += 0.02 * np.sin(2 * np.pi * 1234.5 * t + 3.0 * np.sin(2 * np.pi * 0.7 * t))
     for t0 in (0.25, 0.6, 1.1, 1.45, 1.8):
         tt = t - t0
-        chirp = np.sin(2 * np.pi * (800.0 * tt + 4000.0 * tt**2)) * np.exp(-np.maximum(tt, 0) / 0.02)
+        chirp = np.sin(2 * np.pi * (800.0 * tt + 4000.0 * tt**2)) * np.exp(
+            -np.maximum(tt, 0) / 0.02
+        )
         y += np.where(tt >= 0, 0.6 * chirp, 0.0)
     return y.astype(np.float32)
 

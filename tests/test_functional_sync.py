@@ -62,7 +62,9 @@ def make_av_clip(
     gravity = 320.0  # px / s^2
     segments, impacts = _bounce_schedule(duration, rng, g=gravity, floor=floor)
     flashes: list[float] = []
-    while len(flashes) < 3:
+    for _ in range(200):  # up to 3 flashes, 0.2 s away from every other event
+        if len(flashes) == 3:
+            break
         tf = rng.uniform(0.2, duration - 0.3)
         if all(abs(tf - x) > 0.2 for x in impacts + flashes):
             flashes.append(tf)

@@ -51,7 +51,7 @@ class DynamicDegree(PerSampleMetric):
     """VBench dynamic degree: 1 if enough frame pairs (at ~8 fps) have large optical flow, else 0.
 
     Input: ``[T, H, W, 3]`` frames and fps; the dataset mean is VBench's fraction of dynamic
-    videos.  Departure: OpenCV DIS flow instead of RAFT (see ``functional.dynamic_degree``).
+    videos.  Departure: OpenCV Farneback flow instead of RAFT (see ``functional.dynamic_degree``).
     Features keep the continuous score (k-th largest pair magnitude / threshold) as well.
     """
 

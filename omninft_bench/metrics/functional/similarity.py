@@ -20,7 +20,9 @@ __all__ = [
     "javis_windows",
 ]
 
-_EPS = 1e-8  # floor on the product of norms, so zero embeddings give cosine 0 instead of NaN
+# Floor on the product of norms (torch CosineSimilarity(eps=1e-6), as JavisBench): a zero
+# embedding gives cosine 0 instead of NaN.
+_EPS = 1e-6
 
 
 def cosine_rows(a: Any, b: Any) -> np.ndarray:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ._common import as_audio_channels, as_video_uint8, check_rate
-from .flow import dis_flows, farneback_mean_magnitudes, warp_backward
+from .flow import farneback_flow, farneback_mean_magnitudes, warp_backward
 from .onsets import onset_detect, onset_strength
 
 __all__ = [
@@ -112,7 +112,6 @@ class AVOffset:
 
 
 _ENV_RATE = 100.0  # Hz, common rate of the audio and video event trains
-_RESIZE_UP = False
 _RESID_FLOOR = 12.0  # gray levels: frame change below this is treated as noise
 
 
@@ -144,11 +143,11 @@ def _video_event_envelopes(
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video])
     h, w = gray.shape[1:]
     scale = analysis_size / max(h, w)
-    if scale != 1.0 and _RESIZE_UP or scale < 1.0:
+    if scale < 1.0:
         size = (max(8, round(w * scale)), max(8, round(h * scale)))
-        interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-        gray = np.stack([cv2.resize(g, size, interpolation=interp) for g in gray])
-    flows = dis_flows(gray)  # [T-1]: flows[j] maps frame j -> j+1
+        gray = np.stack([cv2.resize(g, size, interpolation=cv2.INTER_AREA) for g in gray])
+    # flows[j] maps frame j -> j+1 (Farneback: DIS invents motion on noisy flat regions).
+    flows = np.stack([farneback_flow(a, b) for a, b in zip(gray[:-1], gray[1:], strict=True)])
     t = gray.shape[0]
     gray_f = gray.astype(np.float32)
 
@@ -159,7 +158,7 @@ def _video_event_envelopes(
     plain = np.abs(np.diff(gray_f, axis=0))
     tau = max(_RESID_FLOOR, 3.0 * float(np.median(plain)))
     # Trust a flow vector where the frame changed and the flow explains most of the change;
-    # elsewhere (static texture, flashes) DIS returns a smooth fill-in that is not motion.
+    # elsewhere (flat static texture, flashes) the flow is a smooth fill-in, not motion.
     trusted = (plain > tau) & (np.abs(resid) < 0.5 * plain)
     acc = np.zeros(t - 2)
     for j in range(t - 2):
@@ -194,14 +193,14 @@ def _event_train(
     """Turn an event envelope into a train of triangular bumps on ``grid``.
 
     Peaks are local maxima over +-radius samples. A peak's weight ramps linearly from 0 at 3x
-    to 1 at 10x the envelope's noise level (its median, floored at 1% of its maximum), so
-    every clear event counts about the same whatever its loudness or size -- the audio and
-    video modalities weigh events very differently. Peak times are refined by a parabola
-    through the three samples around the maximum.
+    to 1 at 10x the envelope's noise level (its 75th percentile, events being sparse;
+    floored at 1% of its maximum), so every clear event counts about the same whatever its
+    loudness or size -- the audio and video modalities weigh events very differently. Peak
+    times are refined by a parabola through the three samples around the maximum.
     """
     if env.size < 3 or not np.any(env > 0):
         return None
-    noise = max(float(np.median(env)), 0.01 * float(env.max()))
+    noise = max(float(np.percentile(env, 75)), 0.01 * float(env.max()))
     padded = np.pad(env, radius, mode="constant", constant_values=-np.inf)
     local_max = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1).max(axis=1)
     idx = np.flatnonzero((env >= local_max) & (env > 3.0 * noise))
@@ -266,7 +265,7 @@ def av_offset(
 
     Method. Audio: log-mel spectral-flux onset strength (25 ms windows, 10 ms hop, per channel
     then averaged). Video: EVENT envelopes, not motion energy -- the Lagrangian change of the
-    DIS optical flow between consecutive frame pairs where the flow is trusted (impacts,
+    Farneback optical flow between consecutive frame pairs where the flow is trusted (impacts,
     velocity reversals, motion onsets) and the positive motion-compensated brightness residual
     (appearance onsets such as flashes). Each envelope has its 0.3 s running median removed
     and becomes a train of triangular bumps (half-width one video frame) at its peaks, placed at
@@ -285,6 +284,9 @@ def av_offset(
     """
     fps = check_rate(fps, "fps")
     sr = int(check_rate(sr, "sr"))
+    check_rate(max_offset_s, "max_offset_s")
+    if analysis_size < 16:
+        raise ValueError(f"analysis_size must be >= 16 pixels, got {analysis_size}")
     frames = as_video_uint8(video, min_frames=3)
     chans = as_audio_channels(audio)
     max_lag = max(1, round(max_offset_s * _ENV_RATE))
