@@ -58,7 +58,10 @@ class EvalSettings:
     sampler: SamplerConfig = option(SamplerConfig(), "sampler used for evaluation clips")
     metrics: list[str] = option([], "metrics of the final evaluation; empty = every registered metric")
     n_samples: int = option(4, "evaluation clips logged as MLflow artifacts per run")
-    n_bootstrap: int = option(1000, "bootstrap resamples of the per-metric CI")
+    n_bootstrap: int = option(1000, "bootstrap resamples of the CI of per-sample metrics")
+    n_bootstrap_distribution: int = option(
+        20, "bootstrap resamples of the CI of fvd/kvd/fad (each recomputes the metric; the report's CIs are over seeds)"
+    )
 
 
 @dataclass
@@ -74,7 +77,7 @@ class AblationConfig(CommonConfig):
     out: str = option("outputs/ablation", "output folder (reference clips, checkpoints, evaluations, report)")
     ablation: Any = option("all", "all | none | full | loo | a list of variants, e.g. [gdpo,omninft,nft]")
     seeds: list[int] = option([0, 1], "seeds; every variant runs once per seed")
-    preset: str = option("default", "default | smoke (tiny sizes for tests, < 2 minutes)")
+    preset: str = option("default", "default | smoke (tiny sizes, gdpo and omninft only, for tests)")
     experiment: str = option("omninft-default", "MLflow experiment")
     resume: bool = option(False, "continue the newest unfinished ablation of this experiment")
     report: bool = option(True, "render the report at the end")
@@ -89,7 +92,7 @@ class AblationConfig(CommonConfig):
 SMOKE_PRESET = [
     "train.steps=2", "train.prompts_per_step=2", "train.group_size=4", "train.sampler.steps=4",
     "train.train_timesteps=1", "train.checkpoint_every=1", "eval.n=6", "eval.n_reference=24",
-    "eval.sampler.steps=4", "eval.n_samples=2", "eval.n_bootstrap=200", "seeds=[0]",
+    "eval.sampler.steps=4", "eval.n_samples=2", "eval.n_bootstrap=200", "eval.n_bootstrap_distribution=5", "seeds=[0]", "ablation=[gdpo,omninft]",
 ]  # fmt: skip
 
 
@@ -179,7 +182,8 @@ def evaluate_backbone(
     ecfg = EvaluateConfig(
         input=str(out_dir), reference=str(reference_dir), metrics=list(cfg.eval.metrics or all_metric_names()),
         backends=[f"{m}:synthbind" for m in SYNTHBIND_METRICS if cfg.backbone.name == "tiny"],
-        track=False, out=str(out_dir / "eval"), cache_dir="", n_bootstrap=cfg.eval.n_bootstrap,
+        track=False, out=str(out_dir / "eval"), cache_dir=str(reference_dir.parent / ".feature_cache"), n_bootstrap=cfg.eval.n_bootstrap,
+        n_bootstrap_distribution=cfg.eval.n_bootstrap_distribution,
         progress=False, encoders=cfg.encoders, tracking_uri=cfg.tracking_uri,
     )
     return evaluate(plan_evaluation(ecfg)), out_dir
@@ -269,10 +273,11 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
         done = _children(parent_id)
 
         child_tags = {"git_commit": commit}
-        prior = done.get(("base", "-"))
+        base_seed = str(cfg.eval.seed)  # the base is not trained: its seed is the evaluation noise's
+        prior = done.get(("base", base_seed))
         if prior is None or prior.info.status != "FINISHED":
             with run_context(run_id=prior.info.run_id if prior else None, run_name="base", nested=True,
-                             tags={**child_tags, "omninft.role": "base", "variant": "base", "seed": "-"}):
+                             tags={**child_tags, "omninft.role": "base", "variant": "base", "seed": base_seed}):
                 results, folder = evaluate_backbone(load_backbone(cfg), cfg, eval_refs, reference_dir, out / "base")
                 log_evaluation(results, folder, cfg.eval.n_samples)
 
