@@ -254,6 +254,7 @@ def test_ltx2_path_wiring_on_random_tiny_configs():
     groups = backbone.param_groups()
     assert sum(len(g) for g in groups.values()) == len(list(backbone.transformer.named_parameters()))
     assert len(backbone.cross_modal_blocks()) == 4
+    assert set(backbone.codec_modules) == {"video_vae", "audio_vae", "vocoder"}  # moved by .to()
 
 
 def test_tiny_backbone_predicts_x0_and_returns_velocity(small, clips):

@@ -1,11 +1,16 @@
 """Pretrain the tiny backbone on the SynthAV training stream with the flow-matching objective.
 
-    python -m omninft_bench.run stage=pretrain            # or: python -m trainers.pretrain
-    python -m trainers.pretrain steps=200 out=/tmp/pt     # a short smoke run
+    OMP_WAIT_POLICY=PASSIVE python -m omninft_bench.run stage=pretrain   # = python -m trainers.pretrain
+    python -m trainers.pretrain steps=200 out=/tmp/pt                     # a short smoke run
+
+(``OMP_WAIT_POLICY=PASSIVE`` keeps OpenMP threads from spinning when the CPU is shared; it must
+be set before torch is imported.)
 
 Objective (rectified flow, diffusers convention): ``x_s = (1 - s) x0 + s eps`` with
-``s ~ sigmoid(N(0, 1))`` (logit-normal, as SD3), target velocity ``eps - x0``; loss = token MSE
-on video + ``audio_weight`` x token MSE on audio.  With probability ``independent_sigma`` the
+``s ~ sigmoid(N(0.8, 0.8))`` (logit-normal biased to high noise, as JiT), target velocity
+``eps - x0`` (the tiny backbone predicts x0 and returns ``(x_s - x0_hat)/s``, see
+``Backbone.velocity``); loss = token MSE of the velocity on video + ``audio_weight`` x the same
+on audio.  With probability ``independent_sigma`` the
 audio stream gets its own ``s`` (so per-modality timesteps at sampling time are in-distribution),
 and with probability ``caption_dropout`` the prompt is replaced by ``""`` (the null prompt for
 classifier-free guidance).  The word vocabulary is built from ``vocab_prompts`` prompts of a
@@ -57,13 +62,15 @@ class PretrainConfig(CommonConfig):
 
     out: str = option("outputs/pretrain", "output folder (checkpoint, sample clips)")
     seed: int = option(0, "seed of the init, the data stream and the noise")
-    steps: int = option(2400, "optimizer steps")
+    steps: int = option(800, "optimizer steps")
     batch_size: int = option(32, "clips per step")
     lr: float = option(1e-3, "peak AdamW learning rate")
     weight_decay: float = option(0.01, "AdamW weight decay")
     warmup: int = option(100, "linear warm-up steps")
     grad_clip: float = option(1.0, "gradient-norm clip")
-    ema: float = option(0.998, "EMA decay of the saved weights")
+    ema: float = option(0.995, "EMA decay of the saved weights")
+    sigma_mean: float = option(0.8, "training noise levels: sigma = sigmoid(N(sigma_mean, sigma_std))")
+    sigma_std: float = option(0.8, "spread of the logit-normal noise levels")
     audio_weight: float = option(1.0, "weight of the audio loss")
     caption_dropout: float = option(0.1, "probability of training on the null prompt")
     independent_sigma: float = option(0.2, "probability of an independent audio noise level")
@@ -151,11 +158,13 @@ def flow_matching_loss(
     prompts: Sequence[str],
     generator: torch.Generator,
     independent_sigma: float = 0.0,
+    sigma_mean: float = 0.0,
+    sigma_std: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(video MSE, audio MSE) of the velocity prediction at logit-normal noise levels."""
     b = video.shape[0]
-    sigma = torch.sigmoid(torch.randn(b, generator=generator))
-    audio_sigma = torch.sigmoid(torch.randn(b, generator=generator))
+    sigma = torch.sigmoid(sigma_mean + sigma_std * torch.randn(b, generator=generator))
+    audio_sigma = torch.sigmoid(sigma_mean + sigma_std * torch.randn(b, generator=generator))
     own = torch.rand(b, generator=generator) < independent_sigma
     audio_sigma = torch.where(own, audio_sigma, sigma)
     eps_v = torch.randn(video.shape, generator=generator)
@@ -249,7 +258,9 @@ def train(cfg: PretrainConfig) -> tuple[Backbone, dict[str, Any]]:
         prompts = ["" if drop_rng.random() < cfg.caption_dropout else p for p in prompts]
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _lr_factor(step, cfg)
-        loss_v, loss_a = flow_matching_loss(backbone, video, audio, prompts, generator, cfg.independent_sigma)
+        loss_v, loss_a = flow_matching_loss(
+            backbone, video, audio, prompts, generator, cfg.independent_sigma, cfg.sigma_mean, cfg.sigma_std
+        )
         loss = loss_v + cfg.audio_weight * loss_a
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

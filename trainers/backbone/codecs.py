@@ -190,7 +190,7 @@ class MelAudioCodec(AudioCodec):
 
     def log_mel(self, audio: Tensor) -> Tensor:
         """Normalised log-mel ``[B, frames, n_mels]``."""
-        mel = self._mel(audio.float())[..., : self.num_frames]  # [B, n_mels, frames]
+        mel = self._mel.to(audio.device)(audio.float())[..., : self.num_frames]  # [B, n_mels, frames]
         return ((mel + self.floor).log() - self.mean).transpose(1, 2) / self.std
 
     def encode(self, audio: Tensor) -> Tensor:
@@ -203,7 +203,7 @@ class MelAudioCodec(AudioCodec):
         mel = ((logmel * self.std + self.mean).exp() - self.floor).clamp(min=0.0).transpose(1, 2)
         mel = torch.cat([mel, mel[..., -1:]], dim=-1)  # restore the dropped last frame
         spec = (self._pinv.to(mel) @ mel).clamp(min=0.0)
-        return self._griffin_lim(spec).clamp(-1.0, 1.0)
+        return self._griffin_lim.to(spec.device)(spec).clamp(-1.0, 1.0)
 
     def coords(self, batch_size: int, device: torch.device | str = "cpu") -> Tensor:
         # Mel frame j is centred at j*hop/sr; token i holds frames [i*k, (i+1)*k), so its bounds are
@@ -295,7 +295,7 @@ class LTX2AudioCodec(AudioCodec):
 
     def encode(self, audio: Tensor) -> Tensor:
         pipe = _pipeline_cls()
-        logmel = (self._mel(audio.float()) + 1e-5).log().transpose(1, 2)  # [B, frames, mels]
+        logmel = (self._mel.to(audio.device)(audio.float()) + 1e-5).log().transpose(1, 2)  # [B, frames, mels]
         frames = self.num_tokens * self.vae.temporal_compression_ratio
         logmel = torch.nn.functional.pad(logmel, (0, 0, 0, max(0, frames - logmel.shape[1])))[:, :frames]
         x = logmel.unsqueeze(1).expand(-1, self.vae.config.in_channels, -1, -1).to(self.vae.dtype)

@@ -226,6 +226,18 @@ class Backbone(nn.Module):
         self.text_encoder = text_encoder
         self.video_codec = video_codec
         self.audio_codec = audio_codec
+        # Learned codecs (LTX-2 VAEs, vocoder) become submodules so .to(device) moves them too.
+        self.codec_modules = nn.ModuleDict(
+            {
+                name: module
+                for name, module in (
+                    ("video_vae", getattr(video_codec, "vae", None)),
+                    ("audio_vae", getattr(audio_codec, "vae", None)),
+                    ("vocoder", getattr(audio_codec, "vocoder", None)),
+                )
+                if isinstance(module, nn.Module)
+            }
+        )
         self.kind = kind
         self.config = config
         self._coords: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}
