@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sample(parse_cli(SampleConfig, rest, command=command))
         return 0
+    from omninft_bench.encoders import EncoderError
+    from omninft_bench.metrics import UnknownMetricError
     from trainers.experiment import AblationConfig, preset_overrides, run_ablation
 
     try:
@@ -55,7 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cfg = parse_cli(AblationConfig, overrides, command=command)
-    run_ablation(cfg, argv)
+    try:
+        run_ablation(cfg, argv)
+    except (EncoderError, UnknownMetricError) as exc:  # configuration problems: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -241,13 +241,14 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
     # Reference clips (distribution metrics, realism rewards) and evaluation prompts: SynthAV.
     gen_cfg = synthav.SynthAVConfig()
     reference = synthav.reference_set(gen_cfg, cfg.eval.n_reference)
+    ctx = EvalContext(cfg.encoders, reference=reference,
+                      backends={m: "synthbind" for m in SYNTHBIND_METRICS} if cfg.backbone.name == "tiny" else None)
+    rewards = make_rewards(list(cfg.rewards), ctx)
+    ctx.check([r.metric for r in rewards])  # a missing encoder fails now, not after the base evaluation
     reference_dir = out / "reference"
     if main and not (reference_dir / "prompts.csv").exists():
         write_javisbench(reference_dir, reference, total=len(reference), progress=cfg.progress)
     eval_refs = synthav.eval_set(gen_cfg, cfg.eval.n)
-    ctx = EvalContext(cfg.encoders, reference=reference,
-                      backends={m: "synthbind" for m in SYNTHBIND_METRICS} if cfg.backbone.name == "tiny" else None)
-    rewards = make_rewards(list(cfg.rewards), ctx)
 
     if not main:
         for variant in variants:
