@@ -102,6 +102,30 @@ def _check_inputs(x0: Tensor, **others: Tensor | None) -> None:
         if value is not None and value.shape != x0.shape:
             raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(x0.shape)}")
 
+def _result(
+    policy_per_sample: Tensor,
+    kl_per_sample: Tensor,
+    kl_coef: float,
+    loss_pos: Tensor,
+    loss_neg: Tensor,
+    weight_pos: Tensor,
+    weight_neg: Tensor,
+) -> NFTLoss:
+    """Batch means and the total, shared by the x0-space and velocity forms."""
+    policy = policy_per_sample.mean()
+    kl = kl_per_sample.mean()
+    return NFTLoss(
+        total=policy + kl_coef * kl,
+        policy=policy,
+        kl=kl,
+        policy_per_sample=policy_per_sample,
+        kl_per_sample=kl_per_sample,
+        loss_pos=loss_pos,
+        loss_neg=loss_neg,
+        weight_pos=weight_pos,
+        weight_neg=weight_neg,
+    )
+
 
 def nft_loss(
     x0: Tensor,
@@ -168,19 +192,7 @@ def nft_loss(
         # x0_theta - x0_ref = (x_t - t v_theta) - (x_t - t v_ref) = -t (v_theta - v_ref)
         kl_per_sample = (t * (v_theta32 - v_ref.detach().float())).square().flatten(1).mean(dim=1)
 
-    policy = policy_per_sample.mean()
-    kl = kl_per_sample.mean()
-    return NFTLoss(
-        total=policy + kl_coef * kl,
-        policy=policy,
-        kl=kl,
-        policy_per_sample=policy_per_sample,
-        kl_per_sample=kl_per_sample,
-        loss_pos=loss_pos,
-        loss_neg=loss_neg,
-        weight_pos=weight_pos,
-        weight_neg=weight_neg,
-    )
+    return _result(policy_per_sample, kl_per_sample, kl_coef, loss_pos, loss_neg, weight_pos, weight_neg)
 
 
 def nft_loss_velocity(
@@ -223,19 +235,7 @@ def nft_loss_velocity(
     else:
         kl_per_sample = (v_theta32 - v_ref.detach().float()).square().flatten(1).mean(dim=1)
     ones = torch.ones_like(policy_per_sample)
-    policy = policy_per_sample.mean()
-    kl = kl_per_sample.mean()
-    return NFTLoss(
-        total=policy + kl_coef * kl,
-        policy=policy,
-        kl=kl,
-        policy_per_sample=policy_per_sample,
-        kl_per_sample=kl_per_sample,
-        loss_pos=loss_pos,
-        loss_neg=loss_neg,
-        weight_pos=ones,
-        weight_neg=ones,
-    )
+    return _result(policy_per_sample, kl_per_sample, kl_coef, loss_pos, loss_neg, ones, ones)
 
 
 def omninft_total(
