@@ -13,8 +13,6 @@ _BACKENDS: dict[str, type[EncoderBackend]] = {}
 
 # Backends the project plans but that are not installed in this version, with what to do instead.
 _PLANNED = {
-    "synthbind": "the SynthBind encoder (shipped weights) is not in this version yet; "
-    "set encoders.default to another backend",
 }
 
 
