@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,6 +48,15 @@ def test_unscorable_clip_is_flagged_not_zero():
     assert out.valid.tolist() == [True, False, True] and out.num_invalid == 1
     assert math.isnan(out.values[1]) and out.reasons[1] == "no audio track"
     assert out.reasons[0] is None and torch.isfinite(out.values[out.valid]).all()
+
+
+def test_eventless_clip_has_no_sync_reward():
+    """A static, silent clip has no offset: flagged, not a perfect 0 s (which RL would exploit)."""
+    still = BATCH[0].replace(video=np.repeat(BATCH[0].video[:1], BATCH[0].num_frames, axis=0),
+                             audio=np.zeros_like(BATCH[0].audio))
+    out = MetricReward("av_offset")([BATCH[0], still])
+    assert out.valid.tolist() == [True, False] and math.isnan(out.values[1])
+    assert "offset undefined" in out.reasons[1]
 
 
 def test_modality_tags_come_from_the_metric():

@@ -155,6 +155,14 @@ def _resumable_parent(experiment: str) -> str | None:
     return None
 
 
+def _last_logged_step(run_id: str) -> int:
+    """The last training step in a run's history, -1 if none (the trainer logs ``time/step_s`` at
+    every step, in the same batch as the step's other metrics)."""
+    from mlflow.tracking import MlflowClient
+
+    return max((m.step for m in MlflowClient().get_metric_history(run_id, "time/step_s")), default=-1)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -317,8 +325,14 @@ def run_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, eval_
             log_params({**params, **variant.switches(), "variant": variant.name, "seed": seed,
                         "advantage": variant.advantage})
 
+        # A resumed run recomputes the steps since its last checkpoint; those logged before the
+        # interruption are in the history already, with the same values (the loop is deterministic),
+        # and logging them again would give the step two points.
+        logged = _last_logged_step(prior_id) if prior_id is not None else -1
+
         def log(entry: StepLog) -> None:
-            log_metrics(entry.metrics, step=entry.step)
+            if entry.step > logged:
+                log_metrics(entry.metrics, step=entry.step)
 
         backbone, ema = train_variant(cfg, variant, seed, rewards, log, resume=prior_id is not None)
         with ema.swapped_in(backbone.transformer):

@@ -124,10 +124,13 @@ def step_generator(seed: int, step: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, stream]).generate_state(1)[0]))
 
 
-def training_prompts(seed: int, step: int, n: int) -> list[str]:
-    """The ``n`` SynthAV training prompts of ``step`` (deterministic, disjoint across steps)."""
+def training_prompts(seed: int, step: int, n: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """The ``n`` SynthAV training prompts of ``step`` (deterministic, disjoint across steps) and
+    the metadata that text rewards read (``audio_text``: CLAP-style metrics compare the audio
+    with it, as the final evaluation does)."""
     start = step * n
-    return [clip.prompt for clip in synthav.iter_split("train", n=n, stream=seed, start=start)]
+    clips = list(synthav.iter_split("train", n=n, stream=seed, start=start))
+    return [c.prompt for c in clips], [{"audio_text": c.meta.get("audio_text", "")} for c in clips]
 
 
 def score_rewards(rewards: Sequence[MetricReward], clips: Sequence[Any]) -> dict[str, RewardResult]:
@@ -216,7 +219,9 @@ def train(
         t0 = time.perf_counter()
         # 1. roll out G clips per prompt with the old (sampling) policy
         shard = step * world + rank  # each process rolls out its own prompts and noise
-        prompts = [p for p in training_prompts(seed, shard, cfg.prompts_per_step) for _ in range(g)]
+        unique, unique_meta = training_prompts(seed, shard, cfg.prompts_per_step)
+        prompts = [p for p in unique for _ in range(g)]
+        metas = [dict(m) for m in unique_meta for _ in range(g)]
         rollout_gen = step_generator(seed, shard, 0)
         with torch.no_grad(), old.swapped_in(model), capture_v2a_attention(model, enabled=variant.reweighting) as cap:
             model.eval()
@@ -227,7 +232,7 @@ def train(
         x0_v, x0_a = result.video.detach(), result.audio.detach()
 
         # 2-3. decode and score
-        clips = backbone.decode(x0_v, x0_a, prompts)
+        clips = backbone.decode(x0_v, x0_a, prompts, metas)
         results = gather_rewards(acc, score_rewards(rewards, clips))
 
         # 4. per-reward group advantages (batch std over every process), routed per modality

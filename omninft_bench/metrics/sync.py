@@ -6,7 +6,7 @@ import torch
 
 from omninft_bench.media import AVClip
 from omninft_bench.metrics import functional as F
-from omninft_bench.metrics.base import PerSampleMetric
+from omninft_bench.metrics.base import PerSampleMetric, Unscorable
 from omninft_bench.metrics.cache import Features
 from omninft_bench.metrics.registry import DEFAULT_BACKEND, register
 
@@ -37,13 +37,21 @@ class AVOffsetMetric(PerSampleMetric):
     Input: frames with fps, audio with its rate; search range +-1 s.  Features keep the signed
     offset (positive = audio lags) and its confidence; the score is the absolute offset, the
     analogue of JavisBench's DeSync (which needs Synchformer weights).
+
+    Clips without an audio onset or without a visual event have no offset to measure: they are
+    unscorable (NaN with a reason), not perfectly in sync.  Scoring them 0 s, as the functional
+    core's (0.0, 0.0) would, made eventless clips the best possible reward, and RL runs learned
+    to produce them (the sync reward went to 1 while text-audio alignment collapsed).
     """
 
     min_frames = 3
     max_offset_s = 1.0
+    version = 2  # v1 scored eventless clips 0 s
 
     def extract(self, clip: AVClip) -> Features:
         est = F.av_offset(clip.video_uint8(), clip.fps, clip.audio, clip.sample_rate, max_offset_s=self.max_offset_s)
+        if est.confidence <= 0.0:
+            raise Unscorable("no audio onset or no visual event to align (offset undefined)")
         return torch.tensor([est.offset_s, est.confidence], dtype=torch.float64)
 
     def value(self, features: Features, text: str) -> float:
