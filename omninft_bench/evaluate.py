@@ -1,7 +1,7 @@
 """Evaluate a folder of generated clips with registered metrics.
 
     python -m omninft_bench.evaluate input=DIR [prompts=CSV_or_JSONL] [reference=DIR] \
-        [metrics=[av_align,clip_score]] out=DIR
+        [metrics=[av_align,clip_score]] [backends=[all:synthbind]] out=DIR
 
 Reads the JavisBench layout (prompts.csv + samples/sample_{i:04d}.mp4 and .wav), the VBench
 layout ({prompt}-{i}.mp4) or a plain folder of clips (see :mod:`omninft_bench.evaluate_inputs`).
@@ -15,6 +15,11 @@ backends without configured weights (naming the config key).  Then one pass over
 each file is hashed, and features already in the feature cache (``cache_dir``) are reused
 without decoding the clip.  An unreadable clip is skipped with its reason; a clip without audio
 gets null audio metrics with a reason.  Exit status 0 when at least one clip was evaluated.
+
+``backends=[clip_score:synthbind]`` moves one metric to another encoder backend;
+``backends=[all:synthbind]`` moves every encoder metric (explicit ``METRIC:BACKEND`` entries win),
+which is how SynthAV clips are scored on the shipped SynthBind weights.  Backends are never
+switched automatically: a SynthAV folder whose metrics lack weights gets an error naming this fix.
 
 Until the SynthBind encoder lands, the default metric set is the weight-free suite
 (``av_align, av_offset, temporal_flickering, dynamic_degree, motion_smoothness``).
@@ -34,11 +39,17 @@ from pathlib import Path
 from typing import Any
 
 from omninft_bench.config import CommonConfig, option, parse_cli, to_dict
-from omninft_bench.data.layout import JAVISBENCH_CATEGORIES
-from omninft_bench.encoders import EncoderError, EncodersConfig
+from omninft_bench.data.layout import GROUND_TRUTH_JSONL, JAVISBENCH_CATEGORIES
+from omninft_bench.encoders import (
+    EncoderError,
+    EncodersConfig,
+    MissingWeightsError,
+    available_backends,
+)
 from omninft_bench.evaluate_inputs import ClipSource, Inputs, discover
 from omninft_bench.media import MediaError, read_clip
 from omninft_bench.metrics import (
+    ALL_ENCODER_METRICS,
     WEIGHT_FREE_SUITE,
     DistributionMetric,
     EvalContext,
@@ -48,6 +59,7 @@ from omninft_bench.metrics import (
     UnknownMetricError,
     build,
     content_hash,
+    expand_backends,
     resolve_names,
 )
 from omninft_bench.metrics.cache import Features
@@ -62,7 +74,9 @@ class EvaluateConfig(CommonConfig):
     prompts: str = option("", "prompt CSV (JavisBench columns) or JSONL; default: input/prompts.csv if present")
     reference: str = option("", "folder of reference clips (needed by fvd, kvd, fad and *_realism)")
     metrics: list[str] = option([], "metric names, e.g. [av_align,clip_score]; empty = the weight-free suite")
-    backends: list[str] = option([], "per-metric backend overrides, e.g. [clip_score:synthbind]")
+    backends: list[str] = option(
+        [], "per-metric backend overrides, e.g. [clip_score:synthbind]; [all:synthbind] = every encoder metric"
+    )
     experiment: str = option("evaluate", "MLflow experiment name")
     run_name: str = option("", "MLflow run name; empty = 'evaluate <input folder name>'")
     track: bool = option(True, "log an MLflow run (params, metrics, results files as artifacts)")
@@ -74,6 +88,10 @@ class EvaluateConfig(CommonConfig):
     max_clips: int = option(0, "evaluate only the first N clips (0 = all)")
     progress: bool = option(True, "show a progress bar")
     encoders: EncodersConfig = option(EncodersConfig(), "encoder backends (weights, device)")
+
+
+#: The encoder trained on the SynthAV domain (its weights ship with the package).
+SYNTHAV_BACKEND = "synthbind"
 
 
 class EvaluateError(ValueError):
@@ -96,7 +114,7 @@ def _parse_backends(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         metric, sep, backend = item.partition(":")
         if not sep or not metric or not backend:
-            raise EvaluateError(f"backends entry {item!r} is not METRIC:BACKEND (e.g. clip_score:synthbind)")
+            raise EvaluateError(f"backends entry {item!r} is not METRIC:BACKEND (e.g. clip_score:synthbind, or all:synthbind)")
         overrides[metric.strip()] = backend.strip()
     return overrides
 
@@ -106,8 +124,7 @@ def plan_evaluation(cfg: EvaluateConfig) -> Plan:
     if not cfg.input:
         raise EvaluateError("input=DIR is required (a folder of generated clips)")
     names = resolve_names(cfg.metrics or WEIGHT_FREE_SUITE)
-    overrides = _parse_backends(cfg.backends)
-    resolve_names(overrides)
+    overrides = expand_backends(_parse_backends(cfg.backends))
     if cfg.n_bootstrap < 1 or cfg.n_bootstrap_distribution < 1:
         raise EvaluateError("n_bootstrap and n_bootstrap_distribution must be >= 1")
     if not 0.0 < cfg.confidence < 1.0:
@@ -132,7 +149,15 @@ def plan_evaluation(cfg: EvaluateConfig) -> Plan:
         if not cfg.reference:
             raise EvaluateError(f"metric(s) {', '.join(need_ref)} need reference clips: pass reference=DIR")
         reference = discover(cfg.reference)
-    ctx.check(metrics)
+    try:
+        ctx.check(metrics)
+    except MissingWeightsError as exc:
+        # SynthAV clips (write_javisbench leaves their ground truth beside them): say how to score
+        # them on SynthBind, but never switch backends behind the user's back.
+        synthav = (inputs.root / GROUND_TRUTH_JSONL).is_file()
+        if synthav and exc.backend != SYNTHAV_BACKEND and SYNTHAV_BACKEND in available_backends():
+            raise exc.with_hint(f"for SynthAV clips, backends=[{ALL_ENCODER_METRICS}:{SYNTHAV_BACKEND}]") from None
+        raise
     return Plan(cfg, inputs, reference, metrics, ctx)
 
 

@@ -53,17 +53,17 @@ from tqdm import tqdm
 
 from omninft_bench.config import CommonConfig, option, parse_cli, to_dict
 from omninft_bench.data import perturb, synthav
-from omninft_bench.encoders import EncoderError, EncodersConfig, backend_class
+from omninft_bench.encoders import EncoderError, EncodersConfig
 from omninft_bench.media import AVClip
 from omninft_bench.metrics import (
+    ALL_ENCODER_METRICS,
     DistributionMetric,
     EvalContext,
     Metric,
     MetricSpec,
     PerSampleMetric,
     build,
-    get_metric_class,
-    get_spec,
+    expand_backends,
     list_metrics,
     resolve_names,
 )
@@ -329,14 +329,7 @@ def _ground_truth(levels: list[_Level], av_offset: Metric | None) -> dict[str, A
 
 def _backend_overrides(backend: str, names: Sequence[str]) -> dict[str, str]:
     """Send every embedding metric to ``backend`` when it can embed what the metric needs."""
-    if not backend:
-        return {}
-    capabilities = backend_class(backend).capabilities
-    return {
-        name: backend
-        for name in names
-        if get_spec(name).backend is not None and set(get_metric_class(name).requires) <= capabilities
-    }
+    return expand_backends({ALL_ENCODER_METRICS: backend} if backend else {}, names, capable_only=True)
 
 
 def validate(cfg: ValidateConfig) -> dict[str, Any]:

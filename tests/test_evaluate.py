@@ -9,6 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +186,57 @@ def test_missing_reference_and_missing_weights(data, capsys):
     assert "set encoders.clap.path=DIR" in err
     err = _run_error([f"input={data['tmp'] / 'nowhere'}", "track=false"], capsys)
     assert "not a directory" in err
+
+
+@pytest.fixture(scope="module")
+def synthav_dir(tmp_path_factory) -> Path:
+    from omninft_bench.data import synthav
+    from omninft_bench.data.layout import write_javisbench
+
+    root = tmp_path_factory.mktemp("synthav")
+    write_javisbench(root, synthav.eval_set(n=4))
+    assert (root / "ground_truth.jsonl").is_file()  # what marks a SynthAV folder
+    return root
+
+
+def test_all_shorthand_scores_synthav_clips_on_synthbind(synthav_dir, tmp_path):
+    out = tmp_path / "out"
+    args = [
+        f"input={synthav_dir}",
+        "metrics=[clip_score,clap_score]",
+        "backends=[all:synthbind]",
+        f"out={out}",
+        "cache_dir=",
+        "track=false",
+        "progress=false",
+        "n_bootstrap=50",
+    ]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_evaluated"] == 4
+    for name in ("clip_score", "clap_score"):
+        assert results["metric_specs"][name]["backend"] == "synthbind"
+        est = results["metrics"][name]
+        assert est["n"] == 4 and isinstance(est["value"], float) and math.isfinite(est["value"])
+
+
+def test_missing_weights_on_synthav_clips_names_the_shorthand(synthav_dir, data, capsys, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "read_clip", None)  # no silent switch: it stops before decoding
+    err = _run_error([f"input={synthav_dir}", "metrics=[clip_score]", "track=false"], capsys)
+    assert "set encoders.open_clip.pretrained=" in err
+    assert err.endswith(", or, for SynthAV clips, backends=[all:synthbind]")
+    err = _run_error([f"input={data['gen']}", "metrics=[clip_score]", "track=false"], capsys)  # not SynthAV
+    assert "set encoders.open_clip.pretrained=" in err and "all:synthbind" not in err
+
+
+def test_unknown_shorthand_backend_is_a_one_line_error(data, capsys, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "read_clip", None)
+    err = _run_error([f"input={data['gen']}", "backends=[all:synthbnd]", "track=false"], capsys)
+    assert "unknown encoder backend 'synthbnd'" in err and "Did you mean 'synthbind'" in err
+    assert "Available: " in err and "open_clip" in err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "[all:synthbind] = every encoder metric" in capsys.readouterr().out
 
 
 def test_nothing_readable_exits_nonzero(tmp_path, capsys):

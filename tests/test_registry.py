@@ -11,7 +11,7 @@ import runpy
 import pytest
 import torch
 
-from omninft_bench.encoders import EncodersConfig, MissingWeightsError
+from omninft_bench.encoders import EncodersConfig, MissingWeightsError, UnknownBackendError
 from omninft_bench.metrics import (
     DEFAULT_BACKEND,
     DuplicateMetricError,
@@ -20,6 +20,8 @@ from omninft_bench.metrics import (
     PerSampleMetric,
     UnknownMetricError,
     build,
+    encoder_metrics,
+    expand_backends,
     get_spec,
     list_metrics,
     register,
@@ -106,6 +108,51 @@ def test_default_backend_and_overrides():
     assert build("av_align", ctx).backend_name is None
     with pytest.raises(UnknownMetricError):
         EvalContext(backends={"clip_scor": "random"})
+
+
+# The encoder metrics as trainers/experiment.py listed them by hand before the shorthand existed.
+ENCODER_METRICS = {
+    "clip_score", "clap_score", "av_score", "avh_score", "javis_score", "video_realism", "audio_realism",
+    "fvd", "kvd", "fad", "subject_consistency", "background_consistency",
+}  # fmt: skip
+
+
+def test_all_shorthand_expands_to_exactly_the_encoder_metrics():
+    with_backend = {s.name for s in list_metrics() if s.backend is not None}
+    assert set(encoder_metrics()) == with_backend == ENCODER_METRICS
+    assert expand_backends({"all": "random"}) == {name: "random" for name in ENCODER_METRICS}
+    ctx = EvalContext(backends={"all": "random"})
+    for spec in list_metrics():
+        assert build(spec.name, ctx).backend_name == ("random" if spec.name in ENCODER_METRICS else None)
+    # validate.py's form: only the given names, only where the backend can embed what they need
+    assert expand_backends({"all": "dino"}, ["clip_score", "subject_consistency", "av_align"], capable_only=True) == {
+        "subject_consistency": "dino"
+    }
+    assert expand_backends({}, ["clip_score"], capable_only=True) == {}
+    with pytest.raises(ValueError, match="reserved"):
+        register("all", modality="video", higher_is_better=True, kind="per_sample", needs=[])(PerSampleMetric)
+
+
+def test_explicit_backend_entry_overrides_the_shorthand():
+    for backends in ({"all": "random", "fvd": "i3d"}, {"fvd": "i3d", "all": "random"}):
+        expanded = expand_backends(backends)
+        assert expanded["fvd"] == "i3d"
+        assert {k for k, v in expanded.items() if v == "random"} == ENCODER_METRICS - {"fvd"}
+    ctx = EvalContext(backends={"all": "random", "clip_score": "open_clip"})
+    assert build("clip_score", ctx).backend_name == "open_clip"
+    assert build("clap_score", ctx).backend_name == "random"
+    with pytest.raises(UnknownMetricError, match="clip_score"):
+        expand_backends({"all": "random", "clip_scor": "random"})
+
+
+def test_unknown_shorthand_backend_names_it_and_the_valid_ones():
+    with pytest.raises(UnknownBackendError) as info:
+        expand_backends({"all": "synthbnd"})
+    message = str(info.value)
+    assert "unknown encoder backend 'synthbnd'" in message and "Did you mean 'synthbind'" in message
+    assert "Available: " in message and "open_clip" in message and "\n" not in message
+    with pytest.raises(UnknownBackendError, match="'synthbnd'"):
+        EvalContext(backends={"all": "synthbnd"})
 
 
 def test_feature_cache_round_trip(tmp_path):

@@ -32,7 +32,7 @@ from omninft_bench.data.layout import write_javisbench
 from omninft_bench.encoders.config import EncodersConfig
 from omninft_bench.evaluate import EvaluateConfig, evaluate, plan_evaluation
 from omninft_bench.media import AVClip
-from omninft_bench.metrics import EvalContext
+from omninft_bench.metrics import EvalContext, encoder_metrics
 from omninft_bench.rewards import make_rewards
 from omninft_bench.tracking import run_context
 from trainers.ablation import expand_ablation
@@ -43,10 +43,7 @@ from trainers.sampling import SamplerConfig, sample
 __all__ = ["AblationConfig", "evaluate_backbone", "run_ablation"]
 
 # Every encoder-based metric runs on the in-house SynthBind space on the default domain.
-SYNTHBIND_METRICS = (
-    "clip_score", "clap_score", "av_score", "avh_score", "javis_score", "video_realism",
-    "audio_realism", "fvd", "kvd", "fad", "subject_consistency", "background_consistency",
-)  # fmt: skip
+SYNTHBIND_METRICS = tuple(encoder_metrics())
 DEFAULT_REWARDS = {"clip_score": 1.0, "video_realism": 0.5, "clap_score": 1.0, "audio_realism": 0.5, "av_offset": 1.0}
 
 

@@ -51,11 +51,19 @@ class EncoderError(RuntimeError):
 class MissingWeightsError(EncoderError):
     """A backend whose weights are not configured; names the config key to set."""
 
-    def __init__(self, backend: str, key: str, what: str, detail: str = ""):
+    def __init__(self, backend: str, key: str, what: str, detail: str = "", hint: str = ""):
         self.backend = backend
         self.key = key
+        self.what = what
+        self.detail = detail
+        self.hint = hint
         extra = f" ({detail})" if detail else ""
-        super().__init__(f"encoder backend {backend!r} has no usable weights{extra}: set {key}={what}")
+        fix = f", or, {hint}" if hint else ""
+        super().__init__(f"encoder backend {backend!r} has no usable weights{extra}: set {key}={what}{fix}")
+
+    def with_hint(self, hint: str) -> MissingWeightsError:
+        """The same error with a second fix appended (``..., or, {hint}``)."""
+        return MissingWeightsError(self.backend, self.key, self.what, self.detail, hint)
 
 
 class UnknownBackendError(EncoderError, KeyError):

@@ -21,8 +21,9 @@ from omninft_bench.metrics.base import (
     Unscorable,
 )
 from omninft_bench.metrics.cache import FeatureCache, content_hash
-from omninft_bench.metrics.context import EvalContext, MissingReferenceError
+from omninft_bench.metrics.context import EvalContext, MissingReferenceError, expand_backends
 from omninft_bench.metrics.registry import (
+    ALL_ENCODER_METRICS,
     DEFAULT_BACKEND,
     KINDS,
     MODALITIES,
@@ -31,6 +32,7 @@ from omninft_bench.metrics.registry import (
     MetricSpec,
     UnknownMetricError,
     build,
+    encoder_metrics,
     get_metric_class,
     get_spec,
     list_metrics,
@@ -49,6 +51,7 @@ WEIGHT_FREE_SUITE: tuple[str, ...] = (
 )
 
 __all__ = [
+    "ALL_ENCODER_METRICS",
     "DEFAULT_BACKEND",
     "KINDS",
     "MODALITIES",
@@ -67,6 +70,8 @@ __all__ = [
     "Unscorable",
     "build",
     "content_hash",
+    "encoder_metrics",
+    "expand_backends",
     "get_metric_class",
     "get_spec",
     "list_metrics",

@@ -23,16 +23,51 @@ from omninft_bench.encoders import (
 from omninft_bench.encoders.base import CapabilityError
 from omninft_bench.media import AVClip
 from omninft_bench.metrics.cache import FeatureCache, Features
-from omninft_bench.metrics.registry import DEFAULT_BACKEND, MetricSpec, get_spec
+from omninft_bench.metrics.registry import (
+    ALL_ENCODER_METRICS,
+    DEFAULT_BACKEND,
+    MetricSpec,
+    encoder_metrics,
+    get_metric_class,
+    get_spec,
+)
 
 if TYPE_CHECKING:
     from omninft_bench.metrics.base import Metric
 
-__all__ = ["EvalContext", "MissingReferenceError"]
+__all__ = ["EvalContext", "MissingReferenceError", "expand_backends"]
 
 
 class MissingReferenceError(ValueError):
     """A metric that needs a reference set, asked to run without one."""
+
+
+def expand_backends(
+    backends: Mapping[str, str] | None = None,
+    names: Iterable[str] | None = None,
+    *,
+    capable_only: bool = False,
+) -> dict[str, str]:
+    """Per-metric backend overrides with the ``all`` shorthand expanded.
+
+    ``{"all": X}`` sends every encoder metric (``spec.backend`` set; of ``names`` if given, else
+    every registered one) to backend ``X``; explicit per-metric entries win over it, so
+    ``{"all": "synthbind", "fvd": "i3d"}`` runs fvd on i3d and the rest on synthbind.  With
+    ``capable_only`` a metric is sent to ``X`` only when ``X`` can embed what it ``requires``.
+    An unknown ``X`` raises :class:`UnknownBackendError` (suggestions, available backends), an
+    unknown metric name :class:`UnknownMetricError`; nothing is loaded.
+    """
+    overrides = dict(backends or {})
+    shared = overrides.pop(ALL_ENCODER_METRICS, None)
+    for name in overrides:
+        get_spec(name)  # an override for an unknown metric is a typo: fail loudly
+    if shared is None:
+        return overrides
+    capabilities = backend_class(shared).capabilities
+    pool = encoder_metrics() if names is None else [n for n in dict.fromkeys(names) if get_spec(n).backend is not None]
+    if capable_only:
+        pool = [n for n in pool if set(get_metric_class(n).requires) <= capabilities]
+    return {name: shared for name in pool} | overrides
 
 
 class EvalContext:
@@ -43,7 +78,8 @@ class EvalContext:
         reference: reference clips for distribution metrics and ``*_realism``.
         cache: a :class:`FeatureCache` or a directory for one; ``None`` disables caching.  Only
             clips carrying ``meta["content_hash"]`` (set by ``evaluate``) are cached.
-        backends: per-metric backend overrides, ``{"clip_score": "synthbind"}``.
+        backends: per-metric backend overrides, ``{"clip_score": "synthbind"}``; the key ``"all"``
+            means every encoder metric (explicit entries win), see :func:`expand_backends`.
     """
 
     def __init__(
@@ -57,9 +93,7 @@ class EvalContext:
         self.encoders = encoders if encoders is not None else EncodersConfig()
         self.reference: list[AVClip] = list(reference or [])
         self.cache = FeatureCache(cache) if isinstance(cache, str | os.PathLike) else cache
-        self.backend_overrides = dict(backends or {})
-        for name in self.backend_overrides:
-            get_spec(name)  # an override for an unknown metric is a typo: fail loudly
+        self.backend_overrides = expand_backends(backends)
         self._backends: dict[str, EncoderBackend] = {}
         self._reference_features: dict[str, list[Features]] = {}
         self._text: dict[tuple[str, str], torch.Tensor] = {}

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from omninft_bench.metrics.context import EvalContext
 
 __all__ = [
+    "ALL_ENCODER_METRICS",
     "DEFAULT_BACKEND",
     "KINDS",
     "MODALITIES",
@@ -28,6 +29,7 @@ __all__ = [
     "Need",
     "UnknownMetricError",
     "build",
+    "encoder_metrics",
     "get_metric_class",
     "get_spec",
     "list_metrics",
@@ -46,6 +48,11 @@ NEEDS: tuple[str, ...] = get_args(Need)
 #: ``MetricSpec.backend`` value meaning "the configured default backend" (``encoders.default``):
 #: metrics that need one joint text/video/audio embedding space (ImageBind in JavisBench).
 DEFAULT_BACKEND = "default"
+
+#: Key of a backend-override mapping that stands for every encoder metric: ``{"all": "synthbind"}``
+#: (``evaluate backends=[all:synthbind]``); see :func:`omninft_bench.metrics.context.expand_backends`.
+#: No metric may be registered under this name.
+ALL_ENCODER_METRICS = "all"
 
 
 class DuplicateMetricError(ValueError):
@@ -90,6 +97,8 @@ class MetricSpec:
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
             raise ValueError(f"metric name must be lower_snake_case, got {self.name!r}")
+        if self.name == ALL_ENCODER_METRICS:
+            raise ValueError(f"metric name {self.name!r} is reserved (backends=[{self.name}:BACKEND] means every metric)")
         if self.modality not in MODALITIES:
             raise ValueError(f"{self.name}: modality must be one of {MODALITIES}, got {self.modality!r}")
         if self.kind not in KINDS:
@@ -193,3 +202,8 @@ def list_metrics(*, kind: str | None = None, modality: str | None = None) -> lis
     """Specs of the registered metrics (sorted by name), optionally filtered."""
     specs = [cls.spec for _, cls in sorted(_REGISTRY.items())]
     return [s for s in specs if (kind is None or s.kind == kind) and (modality is None or s.modality == modality)]
+
+
+def encoder_metrics() -> list[str]:
+    """Names of the registered metrics that run on an encoder backend (``spec.backend`` set), sorted."""
+    return [s.name for s in list_metrics() if s.backend is not None]
