@@ -22,7 +22,11 @@ Markdown renderer too.
 Statistics.  A variant's metric is the mean over seeds with a Student-t 95% interval over seeds;
 with a single seed the interval is the run's own bootstrap interval over prompts
 (``eval/<metric>/ci_low``/``ci_high``) and the table says so.  Factorial effects come from
-:mod:`omninft_bench.factorial`.
+:mod:`omninft_bench.factorial`.  The change from the base model is run value minus base value,
+with a Student-t 95% interval over every variant x seed run (and per variant, over seeds).
+
+Metric validity comes from ``validity=PATH``, else the parent run's ``validity.json`` artifact,
+else the validity study shipped with the SynthBind weights (:data:`SHIPPED_VALIDITY`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from omninft_bench.config import DEFAULT_TRACKING_URI, CommonConfig, option, parse_cli
-from omninft_bench.factorial import FACTORS, factorial_effects, missing_cells, t_interval
+from omninft_bench.factorial import FACTORS, TInterval, factorial_effects, missing_cells, t_interval
 
 __all__ = [
     "ReportConfig",
@@ -77,6 +81,12 @@ CURVE_KEYS = {
     "rewards": "reward/",
     "losses": ("loss/total", "loss/video", "loss/audio", "loss/kl"),
 }
+REWARD_PARAM = "params.rewards."  # the parent run's reward weights: params.rewards.<name> = weight
+#: The metric-validity study shipped with the SynthBind weights (``python -m omninft_bench.validate``).
+SHIPPED_VALIDITY = Path(__file__).resolve().parent / "encoders" / "synthbind" / "weights" / "validity.json"
+SHIPPED_VALIDITY_SOURCE = (
+    "the validity study shipped with the SynthBind weights (omninft_bench/encoders/synthbind/weights/validity.json)"
+)
 
 
 class ReportError(RuntimeError):
@@ -529,6 +539,103 @@ def _categories(results: dict[str, list[dict]], order: list[str], metrics: list[
     return {"available": bool(tables), "variants": order, "by_metric": tables}
 
 
+def _reward_weights(parent: pd.Series | None) -> dict[str, float]:
+    """``{reward name: weight}`` from the parent run's ``rewards.<name>`` params; empty without them."""
+    if parent is None:
+        return {}
+    weights = {}
+    for key, value in parent.items():
+        if not str(key).startswith(REWARD_PARAM) or value is None or pd.isna(value):
+            continue
+        try:
+            weights[str(key)[len(REWARD_PARAM) :]] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return weights
+
+
+# Verdicts of a change from the base, in the order the summary lists them.
+CHANGE_VERDICTS = ("better", "worse", "higher", "lower", "no clear change", "one run", "not compared")
+
+
+def _change_verdict(ci: TInterval, higher_is_better: bool | None) -> str:
+    """``better``/``worse`` when the interval excludes zero (``higher``/``lower`` when the
+    metric's direction is unknown), ``no clear change`` when it holds zero, ``one run`` without one."""
+    if ci.n == 0:
+        return "not compared"
+    if ci.ci_low is None or ci.ci_high is None:
+        return "one run"
+    if not (ci.ci_low > 0 or ci.ci_high < 0):
+        return "no clear change"
+    up = ci.ci_low > 0
+    if higher_is_better is None:
+        return "higher" if up else "lower"
+    return "better" if up == higher_is_better else "worse"
+
+
+def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapping[str, float]) -> dict:
+    """Run value minus base value, per metric: over all variant x seed runs, and per variant.
+
+    ``rewards`` is ``{name: weight}`` (:func:`_reward_weights`); a metric with a nonzero weight
+    is *rewarded*: rewarded metrics come first, each group in ``metrics`` order.  The base value
+    is the base run's (the mean, should there be several base runs); it is a constant in every
+    difference, so the t interval is over the RL runs only (training seeds and variants).
+
+    ``per_seed`` (mean change over the variants of one training seed) shows what the pooled
+    interval hides: runs that share a seed need not be independent replicates, and ``seeds_agree``
+    is False when the per-seed means do not all have the pooled mean's sign.
+    """
+    role = children[f"tags.{ROLE_TAG}"]
+    base, variants = children[role == "base"], children[role == "variant"].sort_values("_seed")
+    weights = {str(n): float(w) for n, w in rewards.items() if math.isfinite(float(w)) and float(w) != 0.0}
+    present = set(variants["_variant"])
+    order = [v for v in _variant_order(children) if v in present]
+    result = {
+        "available": False, "reason": "", "rewards_known": bool(rewards), "variants": order,
+        "n_runs": int(len(variants)), "n_base_runs": int(len(base)),
+        "seeds": sorted({int(s) for s in variants["_seed"]}), "rows": [], "summary": [],
+        "rewards_not_evaluated": sorted(set(weights) - {m["name"] for m in metrics}),
+    }
+    if base.empty or variants.empty:
+        return {**result, "reason": "no base run" if base.empty else "no variant runs"}
+    rows = []
+    ordered = [m for m in metrics if m["name"] in weights] + [m for m in metrics if m["name"] not in weights]
+    for m in ordered:
+        col = f"metrics.eval/{m['name']}"
+        base_values = [v for v in (_value(r, col) for _, r in base.iterrows()) if v is not None]
+        base_value = math.fsum(base_values) / len(base_values) if base_values else None
+        diffs = []  # (variant, seed, run value - base value)
+        if base_value is not None:
+            for _, r in variants.iterrows():
+                value = _value(r, col)
+                if value is not None:
+                    diffs.append((r["_variant"], int(r["_seed"]), value - base_value))
+        per_variant = []
+        for variant in order:
+            ci = t_interval([d for v, _, d in diffs if v == variant], CONFIDENCE)
+            per_variant.append({"variant": variant, "mean": ci.mean, "half_width": ci.half_width, "n": ci.n})
+        by_seed = {s: [d for _, seed, d in diffs if seed == s] for s in result["seeds"]}
+        per_seed = {str(s): math.fsum(ds) / len(ds) for s, ds in by_seed.items() if ds}
+        ci = t_interval([d for _, _, d in diffs], CONFIDENCE)
+        agree = None if ci.mean is None or len(per_seed) < 2 else all(x * ci.mean > 0 for x in per_seed.values())
+        rows.append({
+            "name": m["name"], "higher_is_better": m["higher_is_better"],
+            "rewarded": m["name"] in weights, "weight": weights.get(m["name"]), "base": base_value,
+            "mean": ci.mean, "ci_low": ci.ci_low, "ci_high": ci.ci_high, "half_width": ci.half_width,
+            "n": ci.n, "verdict": _change_verdict(ci, m["higher_is_better"]),
+            "per_seed": per_seed, "seeds_agree": agree, "per_variant": per_variant,
+        })
+    summary = []
+    for verdict in CHANGE_VERDICTS:
+        named = [r for r in rows if r["rewarded"] and r["verdict"] == verdict]
+        if named:
+            summary.append({"verdict": verdict, "metrics": [
+                {k: r[k] for k in ("name", "mean", "ci_low", "ci_high", "n", "per_seed", "seeds_agree")}
+                for r in named
+            ]})
+    return {**result, "available": True, "rows": rows, "summary": summary}
+
+
 def _validity(data: Mapping[str, Any] | None, source: str) -> dict:
     if not data:
         return {"available": False, "source": source, "perturbations": [], "rows": [], "n_pass": 0, "n_total": 0}
@@ -693,14 +800,19 @@ def _metric_specs(names: list[str], results: dict[str, list[dict]]) -> list[dict
 
 
 def _load_validity(path: str | Path | None, parent: _Artifacts | None) -> tuple[Any, str]:
-    """validity.json from ``path`` (an error if it is missing) or from the parent run's artifacts."""
+    """validity.json from ``path`` (an error if it is missing), else from the parent run's
+    artifacts, else the study shipped with the SynthBind weights (:data:`SHIPPED_VALIDITY`)."""
     if path:
         path = Path(path)
         if not path.is_file():
             raise ReportError(f"validity file {path} does not exist")
         return json.loads(path.read_text(encoding="utf-8")), str(path)
     data = parent.json("validity.json") if parent is not None else None
-    return data, "the parent run's validity.json artifact" if data else ""
+    if data:
+        return data, "the parent run's validity.json artifact"
+    if SHIPPED_VALIDITY.is_file():
+        return json.loads(SHIPPED_VALIDITY.read_text(encoding="utf-8")), SHIPPED_VALIDITY_SOURCE
+    return None, ""
 
 
 def _provenance(parent: pd.Series | None, artifacts: _Artifacts | None, children: pd.DataFrame) -> dict:
@@ -769,6 +881,7 @@ def build_report_data(
             "rows": table,
             "any_bootstrap": any(c["ci_kind"] == "bootstrap" for r in table for c in r["cells"]),
         },
+        "change": _change_from_base(children, metrics, _reward_weights(parent)),
         "effects": _effects(children, metrics),
         "categories": _categories(results, order, metrics),
         "validity": _validity(validity_data, validity_source),

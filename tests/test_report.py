@@ -18,13 +18,20 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from jinja2 import UndefinedError
 
+import omninft_bench.report as report_module
 from omninft_bench.factorial import FACTORS
 from omninft_bench.media import AVClip, read_clip, write_clip
 from omninft_bench.report import (
+    SHIPPED_VALIDITY_SOURCE,
     ReportError,
+    _change_from_base,
+    _load_validity,
+    _reward_weights,
+    _validity,
     main,
     make_environment,
     render_report,
@@ -35,6 +42,7 @@ EXPERIMENT = "ablation-test"
 SEEDS = (0, 1)
 XSS_PROMPT = '<script>alert("pwned")</script> a dog | barks *loudly* [x](y)'
 T_975_1 = 12.706204736174698  # Student t quantile, 0.975, 1 degree of freedom
+T_975_3 = 3.182446305284263  # 0.975, 3 degrees of freedom
 VALIDITY = {
     "synth_offset": {"audio_shift": {"spearman": 0.93, "expected": "+", "pass": True},
                      "blur": {"spearman": 0.05, "expected": "0", "pass": True}},
@@ -117,6 +125,7 @@ def build_experiment(root: Path, n_samples: int = 2) -> tuple[str, dict]:
     })
     pid = parent.info.run_id
     client.log_param(pid, "trainer.lr", "3e-05")
+    client.log_param(pid, "rewards.synth_offset", "1.0")  # config.flatten of rewards={synth_offset: 1.0}
     client.log_dict(pid, {"trainer": {"lr": 3e-5, "note": "<b>not bold</b>"}, "seeds": [0, 1]}, "config.json")
     client.log_dict(pid, {"python": "3.11.7", "packages": {"mlflow": "3.17.2", "torch": "2.14.1"}}, "environment.json")
     client.log_dict(pid, VALIDITY, "validity.json")
@@ -385,3 +394,148 @@ def test_fallback_branches_render(rendered):
     md = render_template("md", data)
     assert "Not computed: the variant runs do not form a full 2^3 factorial." in md
     assert "No parent run" in md
+
+
+# ---------------------------------------------------------------------------------------------
+# Change from the base model
+
+
+def _runs(rows: list[tuple[str, str, int, dict[str, float]]]) -> pd.DataFrame:
+    """Children as :func:`omninft_bench.report._select` leaves them: (role, variant, seed, eval metrics)."""
+    return pd.DataFrame([
+        {"tags.omninft.role": role, "_variant": variant, "_seed": seed,
+         **{f"metrics.eval/{m}": v for m, v in values.items()}}
+        for role, variant, seed, values in rows
+    ])
+
+
+def test_change_from_base_hand_computed():
+    # q (higher is better) and off (lower is better) change by the same +0.1, +0.2, +0.3, +0.2;
+    # flat changes by +-0.1, +-0.2 (mean 0); u has no known direction.
+    children = _runs([
+        ("base", "base", 1234, {"q": 0.5, "off": 1.0, "flat": 0.0, "u": 0.0}),
+        ("variant", "a", 0, {"q": 0.6, "off": 1.1, "flat": 0.1, "u": 1.0}),
+        ("variant", "a", 1, {"q": 0.7, "off": 1.2, "flat": -0.1, "u": 1.1}),
+        ("variant", "b", 0, {"q": 0.8, "off": 1.3, "flat": 0.2, "u": 0.9}),
+        ("variant", "b", 1, {"q": 0.7, "off": 1.2, "flat": -0.2, "u": 1.0}),
+    ])
+    metrics = [{"name": "flat", "higher_is_better": True}, {"name": "off", "higher_is_better": False},
+               {"name": "q", "higher_is_better": True}, {"name": "u", "higher_is_better": None}]
+    rewards = {"q": 1.0, "flat": 0.5, "off": 0.0, "unscored": 2.0}  # weight 0 = not rewarded
+    change = _change_from_base(children, metrics, rewards)
+    assert change["available"] and change["variants"] == ["a", "b"] and change["n_runs"] == 4
+    assert change["rewards_not_evaluated"] == ["unscored"]
+    rows = {r["name"]: r for r in change["rows"]}
+    assert [r["name"] for r in change["rows"]] == ["flat", "q", "off", "u"]  # rewarded first
+    assert [(r["rewarded"], r["weight"]) for r in change["rows"]] == [(True, 0.5), (True, 1.0), (False, None), (False, None)]
+
+    # pooled diffs 0.1, 0.2, 0.3, 0.2: mean 0.2, s = sqrt(0.02 / 3), half-width = t(.975, 3) * s / 2
+    half = T_975_3 * (0.02 / 3) ** 0.5 / 2
+    for name, verdict in (("q", "better"), ("off", "worse")):
+        r = rows[name]
+        assert r["n"] == 4 and r["verdict"] == verdict
+        assert (r["mean"], r["ci_low"], r["ci_high"]) == pytest.approx((0.2, 0.2 - half, 0.2 + half))
+        # per variant over seeds: a = (0.1, 0.2), b = (0.3, 0.2); half-width t(.975, 1) * 0.05
+        a, b = r["per_variant"]
+        assert (a["variant"], a["mean"], a["half_width"], a["n"]) == ("a", pytest.approx(0.15), pytest.approx(T_975_1 * 0.05), 2)
+        assert (b["mean"], b["half_width"]) == pytest.approx((0.25, T_975_1 * 0.05))
+        assert r["per_seed"] == {"0": pytest.approx(0.2), "1": pytest.approx(0.2)} and r["seeds_agree"] is True
+    assert rows["q"]["base"] == 0.5 and rows["off"]["base"] == 1.0
+    assert rows["flat"]["verdict"] == "no clear change" and rows["flat"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert rows["flat"]["per_seed"] == {"0": pytest.approx(0.15), "1": pytest.approx(-0.15)}
+    assert rows["flat"]["seeds_agree"] is False
+    assert rows["u"]["verdict"] == "higher"  # excludes zero, direction unknown
+    # the summary covers the rewarded metrics only, better before no clear change
+    assert [(g["verdict"], [x["name"] for x in g["metrics"]]) for g in change["summary"]] == [
+        ("better", ["q"]), ("no clear change", ["flat"]),
+    ]
+
+
+def test_change_from_base_without_interval_or_base():
+    children = _runs([("base", "base", 7, {"q": 1.0}), ("variant", "a", 0, {"q": 0.5})])
+    metrics = [{"name": "q", "higher_is_better": True}]
+    (row,) = _change_from_base(children, metrics, {})["rows"]
+    assert (row["mean"], row["ci_low"], row["n"], row["verdict"]) == (pytest.approx(-0.5), None, 1, "one run")
+    assert row["per_variant"][0]["half_width"] is None and not row["rewarded"]
+    no_base = _change_from_base(children[children["_variant"] != "base"], metrics, {"q": 1.0})
+    assert not no_base["available"] and no_base["reason"] == "no base run" and no_base["rewards_known"]
+
+
+def test_reward_weights_from_parent_params():
+    parent = pd.Series({"run_id": "p", "params.rewards.clip_score": "1.0", "params.rewards.av_offset": "0.5",
+                        "params.rewards.broken": "high", "params.rewards.unset": None, "params.trainer.lr": "3e-05"})
+    assert _reward_weights(parent) == {"clip_score": 1.0, "av_offset": 0.5}
+    assert _reward_weights(None) == {}
+
+
+def test_change_section_rendered(rendered):
+    data, md, page = rendered["data"], rendered["md"], rendered["html"]
+    change = data["change"]
+    # synth_offset is the only reward; base 0.8, the 16 runs average 0.505 (the planted effects
+    # cancel over the factorial, seed offsets average 0.005): change -0.295, lower is better
+    first = change["rows"][0]
+    assert (first["name"], first["rewarded"], first["weight"], first["verdict"]) == ("synth_offset", True, 1.0, "better")
+    assert first["mean"] == pytest.approx(-0.295) and first["n"] == 16
+    second = change["rows"][1]
+    assert (second["name"], second["rewarded"]) == ("synth_quality", False)
+    assert second["mean"] == pytest.approx(0.35) and second["per_seed"] == {"0": pytest.approx(0.29), "1": pytest.approx(0.41)}
+    assert md.index("## Results") < md.index("## Change from the base model") < md.index("## Factorial effects")
+    assert "| synth\\_offset | 1 | ↓ | 0.800 | -0.295 | " in md and "| 16 | **better** |" in md
+    assert "| synth\\_quality | – | ↑ | 0.700 | +0.350 | " in md
+    assert "- Improved beyond seed noise (the interval excludes zero on the better side): synth\\_offset (-0.295" in md
+    assert page.index('id="results"') < page.index('<h2 id="change">') < page.index('id="effects"')
+    assert '<a href="#change">' in page and '<span class="pass">better</span>' in page
+
+
+def test_change_section_fallbacks_render(rendered):
+    data = json.loads(json.dumps(rendered["data"]))
+    data["change"]["rewards_known"] = False
+    for row in data["change"]["rows"]:
+        row.update(rewarded=False, weight=None)
+    data["change"]["summary"] = []
+    md = render_template("md", data)
+    assert "The parent run logged no reward weights" in md and "Rewarded metrics, all RL runs" not in md
+    data["change"] = {**data["change"], "available": False, "reason": "no base run"}
+    page = render_template("html", report_module._html_view(data, rendered["paths"].html.parent))
+    for text in (render_template("md", data), page):
+        assert "Not computed: no base run." in text
+
+
+# ---------------------------------------------------------------------------------------------
+# Validity fallback: the study shipped with the SynthBind weights
+
+
+class _FakeArtifacts:
+    """Stands in for the parent run's artifacts: ``json("validity.json")`` gives ``data``."""
+
+    def __init__(self, data=None):
+        self.data = data
+
+    def json(self, path: str):
+        return self.data if path == "validity.json" else None
+
+
+def test_validity_falls_back_to_the_shipped_study(tmp_path, monkeypatch):
+    shipped = tmp_path / "validity.json"
+    monkeypatch.setattr(report_module, "SHIPPED_VALIDITY", shipped)
+    assert _load_validity(None, _FakeArtifacts()) == (None, "")  # nothing shipped yet
+    shipped.write_text(json.dumps(VALIDITY), encoding="utf-8")
+    data, source = _load_validity(None, _FakeArtifacts())
+    assert data == VALIDITY and source == SHIPPED_VALIDITY_SOURCE
+    assert _load_validity(None, None)[1] == SHIPPED_VALIDITY_SOURCE  # no parent run at all
+    # the parent run's artifact, and an explicit validity=PATH, come first
+    parent = _FakeArtifacts({"m": {}})
+    assert _load_validity(None, parent) == ({"m": {}}, "the parent run's validity.json artifact")
+    explicit = tmp_path / "explicit.json"
+    explicit.write_text("{}", encoding="utf-8")
+    assert _load_validity(explicit, parent)[1] == str(explicit)
+
+
+def test_shipped_validity_source_is_named(rendered):
+    data = json.loads(json.dumps(rendered["data"]))
+    data["validity"] = _validity(VALIDITY, SHIPPED_VALIDITY_SOURCE)
+    md = render_template("md", data)
+    page = render_template("html", report_module._html_view(data, rendered["paths"].html.parent))
+    assert ("From the validity study shipped with the SynthBind weights "
+            "(omninft\\_bench/encoders/synthbind/weights/validity.json): 3 of 4 checks pass.") in md
+    assert "From the validity study shipped with the SynthBind weights (omninft_bench/encoders/synthbind/weights/validity.json)" in page
