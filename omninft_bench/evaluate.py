@@ -60,6 +60,7 @@ from omninft_bench.metrics import (
     build,
     content_hash,
     expand_backends,
+    list_metrics,
     resolve_names,
 )
 from omninft_bench.metrics.cache import Features
@@ -73,7 +74,9 @@ class EvaluateConfig(CommonConfig):
     input: str = option("", "folder of generated clips (JavisBench, VBench or plain layout)")
     prompts: str = option("", "prompt CSV (JavisBench columns) or JSONL; default: input/prompts.csv if present")
     reference: str = option("", "folder of reference clips (needed by fvd, kvd, fad and *_realism)")
-    metrics: list[str] = option([], "metric names, e.g. [av_align,clip_score]; empty = the weight-free suite")
+    metrics: list[str] = option(
+        [], "metric names, e.g. [av_align,clip_score]; empty = the weight-free suite, or every metric with backends=[all:X]"
+    )
     backends: list[str] = option(
         [], "per-metric backend overrides, e.g. [clip_score:synthbind]; [all:synthbind] = every encoder metric"
     )
@@ -119,12 +122,22 @@ def _parse_backends(items: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
+def default_metrics(backends: dict[str, str], has_reference: bool) -> list[str]:
+    """The suite when ``metrics=`` is empty: the weight-free one, or, once ``backends=[all:X]``
+    gives every encoder metric weights, every registered metric (those that compare against a
+    reference set only when ``reference=`` is given)."""
+    if ALL_ENCODER_METRICS not in backends:
+        return list(WEIGHT_FREE_SUITE)
+    return [s.name for s in list_metrics() if has_reference or "reference" not in s.needs]
+
+
 def plan_evaluation(cfg: EvaluateConfig) -> Plan:
     """Validate everything that does not need the clips' content; raises before any work."""
     if not cfg.input:
         raise EvaluateError("input=DIR is required (a folder of generated clips)")
-    names = resolve_names(cfg.metrics or WEIGHT_FREE_SUITE)
-    overrides = expand_backends(_parse_backends(cfg.backends))
+    parsed = _parse_backends(cfg.backends)
+    names = resolve_names(cfg.metrics or default_metrics(parsed, has_reference=bool(cfg.reference)))
+    overrides = expand_backends(parsed)
     if cfg.n_bootstrap < 1 or cfg.n_bootstrap_distribution < 1:
         raise EvaluateError("n_bootstrap and n_bootstrap_distribution must be >= 1")
     if not 0.0 < cfg.confidence < 1.0:

@@ -328,3 +328,15 @@ def test_backend_that_fails_to_load_stops_the_run_as_failed(data, capsys, monkey
     assert [r.info.status for r in runs] == ["FAILED"]
     saved = client.download_artifacts(runs[0].info.run_id, "traceback.txt", str(data["tmp"]))
     assert "i3d" in Path(saved).read_text()
+
+
+def test_all_shorthand_without_metrics_runs_every_metric_it_can():
+    from omninft_bench.evaluate import default_metrics
+    from omninft_bench.metrics import WEIGHT_FREE_SUITE, list_metrics
+
+    assert default_metrics({}, has_reference=True) == list(WEIGHT_FREE_SUITE)
+    everything = [s.name for s in list_metrics()]
+    assert default_metrics({"all": "synthbind"}, has_reference=True) == everything
+    without_ref = default_metrics({"all": "synthbind"}, has_reference=False)
+    assert "clip_score" in without_ref and "av_offset" in without_ref
+    assert not {"fvd", "kvd", "fad", "video_realism", "audio_realism"} & set(without_ref)
