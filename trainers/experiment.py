@@ -32,7 +32,7 @@ from omninft_bench.data.layout import write_javisbench
 from omninft_bench.encoders.config import EncodersConfig
 from omninft_bench.evaluate import EvaluateConfig, evaluate, plan_evaluation
 from omninft_bench.media import AVClip
-from omninft_bench.metrics import EvalContext, encoder_metrics
+from omninft_bench.metrics import ALL_ENCODER_METRICS, EvalContext
 from omninft_bench.rewards import make_rewards
 from omninft_bench.tracking import run_context
 from trainers.ablation import expand_ablation
@@ -42,8 +42,8 @@ from trainers.sampling import SamplerConfig, sample
 
 __all__ = ["AblationConfig", "evaluate_backbone", "run_ablation"]
 
-# Every encoder-based metric runs on the in-house SynthBind space on the default domain.
-SYNTHBIND_METRICS = tuple(encoder_metrics())
+# On the default (tiny, SynthAV) domain every encoder metric runs on the in-house SynthBind space.
+SYNTHBIND_EVERYWHERE = {ALL_ENCODER_METRICS: "synthbind"}
 DEFAULT_REWARDS = {"clip_score": 1.0, "video_realism": 0.5, "clap_score": 1.0, "audio_realism": 0.5, "av_offset": 1.0}
 
 
@@ -186,7 +186,7 @@ def evaluate_backbone(
     write_javisbench(out_dir, clips, total=len(clips), progress=False)
     ecfg = EvaluateConfig(
         input=str(out_dir), reference=str(reference_dir), metrics=list(cfg.eval.metrics or all_metric_names()),
-        backends=[f"{m}:synthbind" for m in SYNTHBIND_METRICS if cfg.backbone.name == "tiny"],
+        backends=[f"{k}:{v}" for k, v in SYNTHBIND_EVERYWHERE.items()] if cfg.backbone.name == "tiny" else [],
         track=False, out=str(out_dir / "eval"), cache_dir=str(reference_dir.parent / ".feature_cache"), n_bootstrap=cfg.eval.n_bootstrap,
         n_bootstrap_distribution=cfg.eval.n_bootstrap_distribution,
         progress=False, encoders=cfg.encoders, tracking_uri=cfg.tracking_uri,
@@ -247,7 +247,7 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
     gen_cfg = synthav.SynthAVConfig()
     reference = synthav.reference_set(gen_cfg, cfg.eval.n_reference)
     ctx = EvalContext(cfg.encoders, reference=reference,
-                      backends={m: "synthbind" for m in SYNTHBIND_METRICS} if cfg.backbone.name == "tiny" else None)
+                      backends=SYNTHBIND_EVERYWHERE if cfg.backbone.name == "tiny" else None)
     rewards = make_rewards(list(cfg.rewards), ctx)
     ctx.check([r.metric for r in rewards])  # a missing encoder fails now, not after the base evaluation
     reference_dir = out / "reference"
