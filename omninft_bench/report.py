@@ -82,6 +82,7 @@ CURVE_KEYS = {
     "losses": ("loss/total", "loss/video", "loss/audio", "loss/kl"),
 }
 REWARD_PARAM = "params.rewards."  # the parent run's reward weights: params.rewards.<name> = weight
+CONTROL_PARAM = "params.train.reward_control"  # "shuffle" marks a placebo ablation (trainers.omninft.placebo_rewards)
 #: The metric-validity study shipped with the SynthBind weights (``python -m omninft_bench.validate``).
 SHIPPED_VALIDITY = Path(__file__).resolve().parent / "encoders" / "synthbind" / "weights" / "validity.json"
 SHIPPED_VALIDITY_SOURCE = (
@@ -476,6 +477,8 @@ def _effects(children: pd.DataFrame, metrics: list[dict]) -> dict:
         col = f"metrics.eval/{m['name']}"
         by_seed: dict[int, dict] = {}
         for _, r in variants.iterrows():
+            if _tag(r, "advantage", "gdpo") != "gdpo":  # nft: every switch off, but not the gdpo cell
+                continue
             cell = tuple(_bool_tag(r, f) for f in FACTORS)
             value = _value(r, col)
             if None not in cell and value is not None:
@@ -552,6 +555,14 @@ def _reward_weights(parent: pd.Series | None) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return weights
+
+
+def _placebo(parent: pd.Series | None) -> bool:
+    """Whether the parent run trained on shuffled rewards (``train.reward_control=shuffle``)."""
+    if parent is None:
+        return False
+    value = parent.get(CONTROL_PARAM)
+    return isinstance(value, str) and value.strip().lower() == "shuffle"
 
 
 # Verdicts of a change from the base, in the order the summary lists them.
@@ -881,6 +892,7 @@ def build_report_data(
             "rows": table,
             "any_bootstrap": any(c["ci_kind"] == "bootstrap" for r in table for c in r["cells"]),
         },
+        "placebo": _placebo(parent),
         "change": _change_from_base(children, metrics, _reward_weights(parent)),
         "effects": _effects(children, metrics),
         "categories": _categories(results, order, metrics),

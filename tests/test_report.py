@@ -102,8 +102,12 @@ def _results_json(values: dict[str, float], offset: float) -> dict:
     }
 
 
-def build_experiment(root: Path, n_samples: int = 2) -> tuple[str, dict]:
-    """Write the synthetic ablation into ``root/mlflow.db``; returns (tracking_uri, expected)."""
+def build_experiment(root: Path, n_samples: int = 2, placebo_with_nft: bool = False) -> tuple[str, dict]:
+    """Write the synthetic ablation into ``root/mlflow.db``; returns (tracking_uri, expected).
+
+    ``placebo_with_nft`` marks the parent as a placebo ablation and adds an ``nft`` run per seed
+    (every switch off, like ``gdpo``) whose values are far from every factorial cell's.
+    """
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
@@ -126,14 +130,17 @@ def build_experiment(root: Path, n_samples: int = 2) -> tuple[str, dict]:
     pid = parent.info.run_id
     client.log_param(pid, "trainer.lr", "3e-05")
     client.log_param(pid, "rewards.synth_offset", "1.0")  # config.flatten of rewards={synth_offset: 1.0}
+    if placebo_with_nft:
+        client.log_param(pid, "train.reward_control", "shuffle")
     client.log_dict(pid, {"trainer": {"lr": 3e-5, "note": "<b>not bold</b>"}, "seeds": [0, 1]}, "config.json")
     client.log_dict(pid, {"python": "3.11.7", "packages": {"mlflow": "3.17.2", "torch": "2.14.1"}}, "environment.json")
     client.log_dict(pid, VALIDITY, "validity.json")
 
-    def child(name: str, role: str, seed: int, values: dict[str, float], cell=None, samples=False) -> None:
+    def child(name: str, role: str, seed: int, values: dict[str, float], cell=None, samples=False,
+              advantage: str = "gdpo") -> None:
         tags = {"mlflow.parentRunId": pid, "omninft.role": role, "variant": name, "seed": str(seed), "git_commit": "0123abc"}
         if cell is not None:
-            tags.update({f: str(v).lower() for f, v in zip(FACTORS, cell, strict=True)})
+            tags.update({f: str(v).lower() for f, v in zip(FACTORS, cell, strict=True)}, advantage=advantage)
         run_id = client.create_run(exp_id, run_name=f"{name}-s{seed}", tags=tags).info.run_id
         metrics = []
         for m, v in values.items():
@@ -158,6 +165,9 @@ def build_experiment(root: Path, n_samples: int = 2) -> tuple[str, dict]:
     for cell in itertools.product((False, True), repeat=3):
         for seed in SEEDS:
             child(variant_name(cell), "variant", seed, planted(cell, seed), cell=cell, samples=all(cell) and seed == 0)
+    if placebo_with_nft:
+        for seed in SEEDS:
+            child("nft", "variant", seed, {"synth_quality": 9.0, "synth_offset": 9.0}, cell=(False,) * 3, advantage="nft")
     client.set_terminated(pid)
     return uri, {"parent_run_id": pid}
 
@@ -539,3 +549,27 @@ def test_shipped_validity_source_is_named(rendered):
     assert ("From the validity study shipped with the SynthBind weights "
             "(omninft\\_bench/encoders/synthbind/weights/validity.json): 3 of 4 checks pass.") in md
     assert "From the validity study shipped with the SynthBind weights (omninft_bench/encoders/synthbind/weights/validity.json)" in page
+
+
+def test_nft_runs_stay_out_of_the_factorial_and_placebo_is_announced(tmp_path):
+    # nft has every switch off, like gdpo: counted as a cell it would replace gdpo's values.
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(prefix="omninft-report-", dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
+    try:
+        uri, _ = build_experiment(root, n_samples=1, placebo_with_nft=True)
+        paths = render_report(EXPERIMENT, root / "report", uri, max_samples=1)
+        data = json.loads(paths.data.read_text())
+        md, page = paths.markdown.read_text(encoding="utf-8"), paths.html.read_text(encoding="utf-8")
+    finally:
+        if root != tmp_path:
+            shutil.rmtree(root, ignore_errors=True)
+    assert _effect(data, "synth_quality", "routing")["mean"] == pytest.approx(0.30)
+    assert _effect(data, "synth_quality", "surgery")["mean"] == pytest.approx(0.10)
+    assert "nft" in [r["variant"] for r in data["table"]["rows"]]
+    assert data["placebo"] is True
+    assert "**Placebo ablation.**" in md and "<b>Placebo ablation.</b>" in page
+
+
+def test_real_rewards_are_not_announced_as_placebo(rendered):
+    assert rendered["data"]["placebo"] is False
+    assert "Placebo" not in rendered["md"] and "Placebo" not in rendered["html"]

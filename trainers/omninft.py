@@ -89,6 +89,7 @@ class OmniNFTConfig:
     train_timesteps: int = option(1, "noise levels each sample is trained at per step")
     train_sigma_fraction: float = option(0.8, "train on the highest-noise fraction of the sampler's sigmas")
     shared_noise: bool = option(False, "re-noise the clips of a group with one shared sigma and noise draw (variance reduction; see training_noise)")
+    reward_control: str = option("none", "none | shuffle: placebo run, rewards permuted across the batch each step (see placebo_rewards)")
     lr: float = option(3e-5, "AdamW learning rate (full fine-tuning of the tiny model; see the class docstring)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     grad_clip: float = option(1.0, "gradient-norm clip")
@@ -107,6 +108,8 @@ class OmniNFTConfig:
     def __post_init__(self) -> None:
         if self.group_size < 2:
             raise ValueError(f"train.group_size={self.group_size}; group advantages need at least 2")
+        if self.reward_control not in ("none", "shuffle"):
+            raise ValueError(f"train.reward_control={self.reward_control!r}; use none or shuffle")
         if not 0 < self.train_sigma_fraction <= 1:
             raise ValueError(f"train.train_sigma_fraction={self.train_sigma_fraction}; must be in (0, 1]")
 
@@ -152,6 +155,22 @@ def training_prompts(seed: int, step: int, n: int) -> tuple[list[str], list[dict
 
 def score_rewards(rewards: Sequence[MetricReward], clips: Sequence[Any]) -> dict[str, RewardResult]:
     return {r.name: r(clips) for r in rewards}
+
+
+def placebo_rewards(results: dict[str, RewardResult], generator: torch.Generator) -> dict[str, RewardResult]:
+    """The batch's rewards with the clips' rows permuted (one permutation for every reward).
+
+    A placebo control: the advantages keep their distribution and the rewards' correlations,
+    but no longer belong to the clip they were computed on, so the update carries no reward
+    signal.  A real run minus its placebo separates what the rewards taught from what gradient
+    noise alone does to the metrics.
+    """
+    first = next(iter(results.values()))
+    perm = torch.randperm(len(first.values), generator=generator)
+    return {
+        name: RewardResult(r.name, r.modality, r.values[perm], r.valid[perm], tuple(r.reasons[i] for i in perm.tolist()))
+        for name, r in results.items()
+    }
 
 
 def compute_advantages(
@@ -271,6 +290,8 @@ def train(
         # 2-3. decode and score
         clips = backbone.decode(x0_v, x0_a, prompts, metas)
         results = gather_rewards(acc, score_rewards(rewards, clips))
+        if cfg.reward_control == "shuffle":  # same permutation on every process (seeded by step only)
+            results = placebo_rewards(results, step_generator(seed, step, 2))
 
         # 4. per-reward group advantages (batch std over every process), routed per modality
         adv_v, adv_a, stats = compute_advantages(results, weights, variant, g)
