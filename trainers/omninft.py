@@ -80,6 +80,9 @@ class OmniNFTConfig:
     cosine stayed within +-0.04 of 0 in every setting tried (shared or not, 2x8 / 4x4 / 8x2
     groups, sigma fraction 0.2/0.4/0.8, each default reward alone), and neither sharing nor
     100 steps instead of 20 beat the base on both seeds (paired 64-prompt evaluation).
+
+    ``reward_control=shuffle`` is the placebo that tells signal from noise: the README's "Does RL
+    help at this budget?" compares real and placebo runs at 3x the default lr and steps.
     """
 
     steps: int = option(20, "optimizer steps (= RL iterations) per run")
