@@ -10,6 +10,7 @@ import torch
 
 from omninft_bench.rewards import RewardResult
 from tests.test_trainer import config, run
+from trainers.advantages import group_advantages
 from trainers.omninft import OmniNFTConfig, Variant, placebo_rewards
 
 
@@ -25,9 +26,10 @@ def results() -> dict[str, RewardResult]:
 
 
 def test_one_permutation_moves_values_validity_and_reasons_of_every_reward_together() -> None:
-    out = placebo_rewards(results(), torch.Generator().manual_seed(3))
+    out = placebo_rewards(results(), 3, torch.Generator().manual_seed(3))
     perm = out["b"].values.long()  # reward b held the row indices, so it reveals the permutation
-    assert sorted(perm.tolist()) == list(range(6)) and perm.tolist() != list(range(6))
+    assert perm.tolist() != list(range(6))
+    assert sorted(perm[:3].tolist()) == [0, 1, 2] and sorted(perm[3:].tolist()) == [3, 4, 5]  # within groups
     a = results()["a"]
     assert torch.equal(out["a"].values[torch.isfinite(out["a"].values)], a.values[perm][torch.isfinite(a.values[perm])])
     assert torch.equal(out["a"].valid, a.valid[perm])
@@ -36,9 +38,25 @@ def test_one_permutation_moves_values_validity_and_reasons_of_every_reward_toget
 
 
 def test_same_generator_seed_gives_the_same_permutation() -> None:
-    one = placebo_rewards(results(), torch.Generator().manual_seed(7))["b"].values
-    two = placebo_rewards(results(), torch.Generator().manual_seed(7))["b"].values
+    one = placebo_rewards(results(), 3, torch.Generator().manual_seed(7))["b"].values
+    two = placebo_rewards(results(), 3, torch.Generator().manual_seed(7))["b"].values
     assert torch.equal(one, two)
+
+
+def test_placebo_advantages_are_the_real_ones_moved_within_each_group() -> None:
+    values = torch.tensor([0.3, 0.9, 0.1, 0.5, 2.0, 4.0, 3.0, 1.0])
+    real = group_advantages(values, 4).advantages
+    r = RewardResult("a", "video", values, torch.ones(8, dtype=torch.bool), (None,) * 8)
+    shuffled = placebo_rewards({"a": r}, 4, torch.Generator().manual_seed(0))["a"]
+    placebo = group_advantages(shuffled.values, 4).advantages
+    assert not torch.equal(placebo, real)
+    for g in (slice(0, 4), slice(4, 8)):
+        assert torch.allclose(placebo[g].sort().values, real[g].sort().values)
+
+
+def test_batch_that_does_not_split_into_groups_is_an_error() -> None:
+    with pytest.raises(ValueError, match="groups of 4"):
+        placebo_rewards(results(), 4, torch.Generator().manual_seed(0))
 
 
 def test_unknown_control_is_an_error_naming_the_key() -> None:

@@ -92,7 +92,7 @@ class OmniNFTConfig:
     train_timesteps: int = option(1, "noise levels each sample is trained at per step")
     train_sigma_fraction: float = option(0.8, "train on the highest-noise fraction of the sampler's sigmas")
     shared_noise: bool = option(False, "re-noise the clips of a group with one shared sigma and noise draw (variance reduction; see training_noise)")
-    reward_control: str = option("none", "none | shuffle: placebo run, rewards permuted across the batch each step (see placebo_rewards)")
+    reward_control: str = option("none", "none | shuffle: placebo run, rewards permuted within each group every step (see placebo_rewards)")
     lr: float = option(3e-5, "AdamW learning rate (full fine-tuning of the tiny model; see the class docstring)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     grad_clip: float = option(1.0, "gradient-norm clip")
@@ -160,16 +160,21 @@ def score_rewards(rewards: Sequence[MetricReward], clips: Sequence[Any]) -> dict
     return {r.name: r(clips) for r in rewards}
 
 
-def placebo_rewards(results: dict[str, RewardResult], generator: torch.Generator) -> dict[str, RewardResult]:
-    """The batch's rewards with the clips' rows permuted (one permutation for every reward).
+def placebo_rewards(
+    results: dict[str, RewardResult], group_size: int, generator: torch.Generator
+) -> dict[str, RewardResult]:
+    """The batch's rewards with the clips permuted within each group (one permutation per group,
+    shared by every reward).
 
-    A placebo control: the advantages keep their distribution and the rewards' correlations,
-    but no longer belong to the clip they were computed on, so the update carries no reward
-    signal.  A real run minus its placebo separates what the rewards taught from what gradient
-    noise alone does to the metrics.
+    A placebo control: group means and the batch std do not change, so every advantage is
+    exactly some clip's real advantage from the same group, but it now belongs to another clip
+    and the update carries no reward signal.  A real run minus its placebo separates what the
+    rewards taught from what gradient noise alone does to the metrics.
     """
-    first = next(iter(results.values()))
-    perm = torch.randperm(len(first.values), generator=generator)
+    n = len(next(iter(results.values())).values)
+    if n % group_size:
+        raise ValueError(f"batch of {n} rewards does not split into groups of {group_size}")
+    perm = torch.cat([g * group_size + torch.randperm(group_size, generator=generator) for g in range(n // group_size)])
     return {
         name: RewardResult(r.name, r.modality, r.values[perm], r.valid[perm], tuple(r.reasons[i] for i in perm.tolist()))
         for name, r in results.items()
@@ -294,7 +299,7 @@ def train(
         clips = backbone.decode(x0_v, x0_a, prompts, metas)
         results = gather_rewards(acc, score_rewards(rewards, clips))
         if cfg.reward_control == "shuffle":  # same permutation on every process (seeded by step only)
-            results = placebo_rewards(results, step_generator(seed, step, 2))
+            results = placebo_rewards(results, g, step_generator(seed, step, 2))
 
         # 4. per-reward group advantages (batch std over every process), routed per modality
         adv_v, adv_a, stats = compute_advantages(results, weights, variant, g)
