@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -172,21 +174,29 @@ def build_experiment(root: Path, n_samples: int = 2, placebo_with_nft: bool = Fa
     return uri, {"parent_run_id": pid}
 
 
+@contextmanager
+def store_root(fallback: Path) -> Iterator[Path]:
+    """A folder for an MLflow store: on tmpfs when there is one (creating a sqlite store runs
+    ~400 schema statements, each synced to disk: ~8 s on this machine's disk, ~1 s in memory),
+    else ``fallback``."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)):
+        yield fallback
+        return
+    root = Path(tempfile.mkdtemp(prefix="omninft-report-", dir=shm))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    # On tmpfs when there is one: creating an MLflow sqlite store runs ~400 schema statements,
-    # each synced to disk (~8 s on this machine's disk, ~1 s in memory).
-    shm = Path("/dev/shm")
-    in_memory = shm.is_dir() and os.access(shm, os.W_OK)
-    root = Path(tempfile.mkdtemp(prefix="omninft-report-", dir=shm)) if in_memory else tmp_path_factory.mktemp("store")
-    try:
+    with store_root(tmp_path_factory.mktemp("store")) as root:
         uri, expected = build_experiment(root)
         validity = root / "validity.json"
         validity.write_text(json.dumps({**VALIDITY, "synth_extra": {"blur": {"spearman": 0.9, "expected": "-", "pass": False}}}))
         yield {"uri": uri, "root": root, "validity": validity, **expected}
-    finally:
-        if in_memory:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -553,16 +563,11 @@ def test_shipped_validity_source_is_named(rendered):
 
 def test_nft_runs_stay_out_of_the_factorial_and_placebo_is_announced(tmp_path):
     # nft has every switch off, like gdpo: counted as a cell it would replace gdpo's values.
-    shm = Path("/dev/shm")
-    root = Path(tempfile.mkdtemp(prefix="omninft-report-", dir=shm)) if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
-    try:
+    with store_root(tmp_path) as root:
         uri, _ = build_experiment(root, n_samples=1, placebo_with_nft=True)
         paths = render_report(EXPERIMENT, root / "report", uri, max_samples=1)
         data = json.loads(paths.data.read_text())
         md, page = paths.markdown.read_text(encoding="utf-8"), paths.html.read_text(encoding="utf-8")
-    finally:
-        if root != tmp_path:
-            shutil.rmtree(root, ignore_errors=True)
     assert _effect(data, "synth_quality", "routing")["mean"] == pytest.approx(0.30)
     assert _effect(data, "synth_quality", "surgery")["mean"] == pytest.approx(0.10)
     assert "nft" in [r["variant"] for r in data["table"]["rows"]]
