@@ -53,6 +53,7 @@ from trainers.advantages import (
 )
 from trainers.backbone import Backbone
 from trainers.checkpoint import load_checkpoint, save_checkpoint
+from trainers.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
 from trainers.nft_loss import nft_loss, omninft_total
 from trainers.policy import EMA, OldPolicy
 from trainers.regions import capture_v2a_attention, region_weights, w_max_schedule
@@ -96,6 +97,9 @@ class OmniNFTConfig:
     lr: float = option(3e-5, "AdamW learning rate (full fine-tuning of the tiny model; see the class docstring)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     grad_clip: float = option(1.0, "gradient-norm clip")
+    lora_rank: int = option(-1, "LoRA rank; 0 = full fine-tuning; -1 = auto: full for backbone=tiny, 32 (released) for ltx2")
+    lora_alpha: float = option(0.0, "LoRA alpha; 0 = 2 x rank (the released 64 at r=32)")
+    lora_targets: list[str] = option(list(DEFAULT_TARGETS), "block modules that get LoRA adapters (see trainers.lora)")
     nft_beta: float = option(1.0, "DiffusionNFT guidance strength beta of the implicit policies")
     adv_clip: float = option(5.0, "advantage clip before r = A/5/2 + 0.5")
     kl_coef: float = option(1e-4, "weight of the x0-space KL to the reference (initial) model")
@@ -113,6 +117,8 @@ class OmniNFTConfig:
             raise ValueError(f"train.group_size={self.group_size}; group advantages need at least 2")
         if self.reward_control not in ("none", "shuffle"):
             raise ValueError(f"train.reward_control={self.reward_control!r}; use none or shuffle")
+        if self.lora_rank < -1:
+            raise ValueError(f"train.lora_rank={self.lora_rank}; use a positive rank, 0 (full fine-tuning) or -1 (auto)")
         if not 0 < self.train_sigma_fraction <= 1:
             raise ValueError(f"train.train_sigma_fraction={self.train_sigma_fraction}; must be in (0, 1]")
 
@@ -257,12 +263,17 @@ def train(
     backbone.to(acc.device)
     backbone.train()
     model = backbone.transformer  # the module itself; ``ddp`` wraps it for data parallelism
-    reference = copy.deepcopy(model).requires_grad_(False).eval()
     backbone.text_encoder.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
+    lora = lora_rank(cfg, backbone.kind)
+    if lora:  # the frozen base is the KL reference (adapters disabled): no second copy
+        params = add_lora(model, lora, cfg.lora_alpha, cfg.lora_targets)
+        reference = None
+    else:
+        reference = copy.deepcopy(model).requires_grad_(False).eval()
+        params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    old = OldPolicy(model, rate=cfg.old_policy_rate, cap=cfg.old_policy_cap)
-    ema = EMA(model, max_decay=cfg.ema_max_decay)
+    old = OldPolicy(model, rate=cfg.old_policy_rate, cap=cfg.old_policy_cap, trainable_only=bool(lora))
+    ema = EMA(model, max_decay=cfg.ema_max_decay, trainable_only=bool(lora))
     schedule = surgery_schedule(len(model.transformer_blocks), cfg.surgery_scales or None)
 
     start = 0
@@ -326,7 +337,7 @@ def train(
             with torch.no_grad():
                 with old.swapped_in(model):
                     v_old, a_old = backbone.velocity(x_v, x_a, t, None, cond)
-                ref_v, ref_a = _velocity_with(backbone, reference, x_v, x_a, t, cond)
+                ref_v, ref_a = _reference_velocity(backbone, reference, x_v, x_a, t, cond, cfg.kl_coef)
             with gradient_surgery(model, schedule, enabled=variant.surgery):
                 v_theta, a_theta = _velocity_with(backbone, ddp, x_v, x_a, t, cond)
             lv = nft_loss(x0_v, x_v, t, v_theta, v_old, ref_v, r_v, cfg.nft_beta, token_weights=token_w,
@@ -384,6 +395,25 @@ def gather_rewards(acc: Accelerator, results: dict[str, RewardResult]) -> dict[s
         valid = acc.gather(r.valid.to(acc.device)).cpu()
         out[name] = RewardResult(name, r.modality, values, valid, (None,) * len(values))
     return out
+
+
+def lora_rank(cfg: OmniNFTConfig, backbone_kind: str) -> int:
+    """The LoRA rank a run uses: ``train.lora_rank``, or with -1 full fine-tuning (0) for the tiny
+    backbone and the released r=32 for LTX-2 (full fine-tuning of 19 B parameters is out of reach)."""
+    if cfg.lora_rank >= 0:
+        return cfg.lora_rank
+    return 32 if backbone_kind == "ltx2" else 0
+
+
+def _reference_velocity(backbone: Backbone, reference: torch.nn.Module | None, x_v, x_a, t, cond, kl_coef: float):
+    """Velocities of the reference policy for the KL term: the frozen copy (full fine-tuning), the
+    transformer with its adapters disabled (LoRA), or nothing when the KL is off."""
+    if kl_coef == 0:
+        return None, None
+    if reference is None:
+        with adapters_disabled(backbone.transformer):
+            return backbone.velocity(x_v, x_a, t, None, cond)
+    return _velocity_with(backbone, reference, x_v, x_a, t, cond)
 
 
 def _velocity_with(backbone: Backbone, transformer: torch.nn.Module, x_v, x_a, t, cond):
