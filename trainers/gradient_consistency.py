@@ -1,0 +1,168 @@
+"""How consistent is the DiffusionNFT gradient across independent rollout batches?
+
+``python -m trainers.gradient_consistency [train.train_sigma_fraction=0.3] [train.shared_noise=true] ...``
+
+At the base weights, each of ``batches`` independent training batches (fresh prompts, fresh
+rollout noise, exactly as the trainer draws them for steps 0, 1, ...) is rolled out, scored, and
+turned into one NFT-loss gradient per *advantage source*: every reward alone, the GDPO sum of
+all of them (the training signal of the ``gdpo`` variant) and its within-group placebo
+(:func:`~trainers.omninft.placebo_rewards`).  The gradient of a batch is averaged over
+``train.train_timesteps`` noise draws, as one trainer step averages it.
+
+The mean pairwise cosine between the batches' gradients estimates how much of a step's gradient
+is a direction shared by every batch (what a run accumulates) rather than the batch's own
+accident (what it random-walks): for ``g_b = s + n_b`` with independent ``n_b``, the expected
+cosine is ``|s|^2 / E|g_b|^2``.  The placebo's cosine is the noise floor.
+
+At the base weights the old and reference policies equal the current one, so the loss is the
+trainer's with ``v_old = sg(v_theta)`` and no KL; everything else (sigmas, shared noise, region
+weights off) follows ``train.*``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from omninft_bench.config import option, parse_cli
+from omninft_bench.rewards import MetricReward
+from trainers.advantages import group_advantages, optimality_probability, route_advantages
+from trainers.backbone import Backbone
+from trainers.nft_loss import nft_loss, omninft_total
+from trainers.omninft import (
+    OmniNFTConfig,
+    noised,
+    placebo_rewards,
+    score_rewards,
+    step_generator,
+    trainable_sigmas,
+    training_noise,
+    training_prompts,
+)
+from trainers.sampling import sample
+
+__all__ = ["ConsistencyConfig", "batch_gradients", "consistency", "main", "pairwise_cosines"]
+
+
+@dataclass
+class ConsistencyConfig:
+    """``python -m trainers.gradient_consistency key=value ...``"""
+
+    batches: int = option(10, "independent rollout batches (steps 0..batches-1 of the seed)")
+    seed: int = option(0, "seed of the training prompts and noise, as in a run")
+    train: OmniNFTConfig = option(OmniNFTConfig(), "trainer settings (sigmas, shared noise, groups, timesteps)")
+    rewards: dict[str, float] = option({}, "reward name -> weight; empty = the run's default rewards")
+    backbone: str = option("", "tiny checkpoint; empty = the shipped one")
+    out: str = option("", "write the result as JSON here (optional)")
+    threads: int = option(2, "torch CPU threads")
+
+
+def batch_gradients(
+    backbone: Backbone,
+    cfg: OmniNFTConfig,
+    rewards: Sequence[MetricReward],
+    weights: dict[str, float],
+    *,
+    seed: int,
+    batches: int,
+    progress: bool = True,
+) -> dict[str, torch.Tensor]:
+    """``{source: [batches, num_params]}`` NFT-loss gradients at the current weights.
+
+    Sources: each reward's name, ``gdpo`` (weighted sum of per-reward group advantages) and
+    ``placebo`` (``gdpo`` after a within-group permutation of the rewards).
+    """
+    model = backbone.transformer
+    backbone.text_encoder.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    sigmas = trainable_sigmas(cfg)
+    g = cfg.group_size
+    out: dict[str, list[torch.Tensor]] = {}
+    for b in tqdm(range(batches), desc="batches", disable=not progress):
+        unique, meta = training_prompts(seed, b, cfg.prompts_per_step)
+        prompts = [p for p in unique for _ in range(g)]
+        metas = [dict(m) for m in meta for _ in range(g)]
+        with torch.no_grad():
+            result = sample(backbone, prompts, cfg.sampler, generator=step_generator(seed, b, 0))
+            cond = backbone.encode_text(prompts)
+        x0_v, x0_a = result.video, result.audio
+        scored = score_rewards(rewards, backbone.decode(x0_v, x0_a, prompts, metas))
+        sources = {
+            "gdpo": scored,
+            "placebo": placebo_rewards(scored, g, step_generator(seed, b, 2)),
+        }
+        advantages = {}
+        for name, results in sources.items():
+            per_reward = {k: group_advantages(r.values, g, valid=r.valid).advantages for k, r in results.items()}
+            modalities = {k: r.modality for k, r in results.items()}
+            advantages[name] = route_advantages(per_reward, weights, modalities, mode="gdpo").video
+            if name == "gdpo":
+                advantages.update(per_reward)
+        r_of = {name: optimality_probability(a, cfg.adv_clip) for name, a in advantages.items()}
+        grads = {name: torch.zeros(sum(p.numel() for p in params)) for name in r_of}
+        gen = step_generator(seed, b, 1)
+        for _ in range(cfg.train_timesteps):
+            t, eps_v, eps_a = training_noise(sigmas, x0_v.shape, x0_a.shape, g if cfg.shared_noise else 1, gen)
+            x_v, x_a = noised(x0_v, t, eps_v), noised(x0_a, t, eps_a)
+            v, a = backbone.velocity(x_v, x_a, t, None, cond)
+            for i, (name, r) in enumerate(r_of.items()):
+                lv = nft_loss(x0_v, x_v, t, v, v.detach(), None, r, cfg.nft_beta, adv_clip=cfg.adv_clip)
+                la = nft_loss(x0_a, x_a, t, a, a.detach(), None, r, cfg.nft_beta, adv_clip=cfg.adv_clip)
+                loss = omninft_total(lv.policy, la.policy, lv.kl, la.kl, 0.0)
+                grad = torch.autograd.grad(loss, params, retain_graph=i < len(r_of) - 1, allow_unused=True)
+                grads[name] += torch.cat([
+                    (gr if gr is not None else torch.zeros_like(p)).flatten() for gr, p in zip(grad, params, strict=True)
+                ]) / cfg.train_timesteps
+        for name, gr in grads.items():
+            out.setdefault(name, []).append(gr)
+    return {name: torch.stack(gs) for name, gs in out.items()}
+
+
+def pairwise_cosines(grads: torch.Tensor) -> np.ndarray:
+    """Cosines between every pair of rows of ``[n, d]``."""
+    unit = grads / grads.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    return np.array([float(unit[i] @ unit[j]) for i, j in itertools.combinations(range(len(unit)), 2)])
+
+
+def consistency(grads: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Per source: mean and standard deviation of the pairwise cross-batch cosines."""
+    out = {}
+    for name, g in grads.items():
+        c = pairwise_cosines(g)
+        out[name] = {"mean_cosine": float(c.mean()), "sd_cosine": float(c.std(ddof=1)) if len(c) > 1 else 0.0,
+                     "pairs": len(c)}
+    return out
+
+
+def main(cfg: ConsistencyConfig) -> dict[str, dict[str, float]]:
+    from omninft_bench.data import synthav
+    from omninft_bench.encoders.config import EncodersConfig
+    from omninft_bench.metrics import EvalContext
+    from omninft_bench.rewards import make_rewards
+    from trainers.experiment import DEFAULT_REWARDS, SYNTHBIND_EVERYWHERE
+
+    torch.set_num_threads(cfg.threads)
+    weights = {k: float(v) for k, v in (cfg.rewards or DEFAULT_REWARDS).items()}
+    reference = synthav.reference_set(synthav.SynthAVConfig(), 128)
+    ctx = EvalContext(EncodersConfig(), reference=reference, backends=SYNTHBIND_EVERYWHERE)
+    rewards = make_rewards(list(weights), ctx)
+    backbone = Backbone.build("tiny", cfg.backbone)
+    grads = batch_gradients(backbone, cfg.train, rewards, weights, seed=cfg.seed, batches=cfg.batches)
+    result = consistency(grads)
+    for name, row in result.items():
+        print(f"{name:16s} mean cross-batch cosine {row['mean_cosine']:+.3f} (sd {row['sd_cosine']:.3f}, "
+              f"{row['pairs']} pairs)")
+    if cfg.out:
+        Path(cfg.out).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main(parse_cli(ConsistencyConfig, command="python -m trainers.gradient_consistency"))
