@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -565,6 +566,18 @@ def _placebo(parent: pd.Series | None) -> bool:
     return isinstance(value, str) and value.strip().lower() == "shuffle"
 
 
+def _recipe(parent: pd.Series | None) -> list[dict]:
+    """The run's recipe next to the released OmniNFT/DiffusionNFT ones (trainers.recipe), from the
+    parent run's params; empty without a parent run."""
+    from trainers.recipe import recipe_comparison
+
+    if parent is None:
+        return []
+    params = {str(k)[len("params."):]: str(v) for k, v in parent.items()
+              if str(k).startswith("params.") and v is not None and not pd.isna(v)}
+    return [dataclasses.asdict(row) for row in recipe_comparison(params)]
+
+
 # Verdicts of a change from the base, in the order the summary lists them.
 CHANGE_VERDICTS = ("better", "worse", "higher", "lower", "no clear change", "one run", "not compared")
 
@@ -893,6 +906,7 @@ def build_report_data(
             "any_bootstrap": any(c["ci_kind"] == "bootstrap" for r in table for c in r["cells"]),
         },
         "placebo": _placebo(parent),
+        "recipe": _recipe(parent),
         "change": _change_from_base(children, metrics, _reward_weights(parent)),
         "effects": _effects(children, metrics),
         "categories": _categories(results, order, metrics),

@@ -132,6 +132,7 @@ def build_experiment(root: Path, n_samples: int = 2, placebo_with_nft: bool = Fa
     pid = parent.info.run_id
     client.log_param(pid, "trainer.lr", "3e-05")
     client.log_param(pid, "rewards.synth_offset", "1.0")  # config.flatten of rewards={synth_offset: 1.0}
+    client.log_param(pid, "train.lr", "0.0001")  # departs from the released 3e-5: the recipe table says so
     if placebo_with_nft:
         client.log_param(pid, "train.reward_control", "shuffle")
     client.log_dict(pid, {"trainer": {"lr": 3e-5, "note": "<b>not bold</b>"}, "seeds": [0, 1]}, "config.json")
@@ -346,6 +347,16 @@ def test_categories_validity_and_provenance(rendered):
     assert prov["git_commit"] == "0123abc" and "seeds=\\[0,1\\]" not in md
     assert "python -m omninft_bench.run experiment=ablation-test seeds=[0,1]" in md
     assert {"name": "mlflow", "version": "3.17.2"} in prov["environment"]
+
+
+def test_recipe_table_states_departures(rendered):
+    rows = {r["setting"]: r for r in rendered["data"]["recipe"]}
+    # only the settings whose params the parent logged: no backbone.* or sampler params here
+    assert set(rows) == {"rewards (weights)", "learning rate"}
+    assert rows["learning rate"]["departs"] and rows["learning rate"]["omninft"] == "3e-05"
+    assert "| learning rate | 0.0001 | 3e-05 | – | **yes** |" in rendered["md"]
+    assert "synth\\_offset 1" in rendered["md"]
+    assert 'id="recipe"' in rendered["html"] and "<td>0.0001</td>" in rendered["html"]
 
 
 def test_missing_field_raises_instead_of_rendering_blank(rendered):

@@ -30,7 +30,6 @@ Run it through ``python -m omninft_bench.run ablation=...`` (see ``trainers.abla
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
 from trainers.nft_loss import nft_loss, omninft_total
 from trainers.policy import EMA, OldPolicy
+from trainers.recipe import trained_sigma_count
 from trainers.regions import capture_v2a_attention, region_weights, w_max_schedule
 from trainers.sampling import SamplerConfig, sample
 from trainers.surgery import gradient_surgery, surgery_schedule
@@ -253,7 +253,7 @@ def trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor:
     these), at least one."""
     n = cfg.sampler.steps
     sigmas = torch.as_tensor(np.linspace(1.0, 1.0 / n, n), dtype=torch.float32)
-    return sigmas[: max(1, math.ceil(cfg.train_sigma_fraction * n - 1e-9))]
+    return sigmas[: trained_sigma_count(n, cfg.train_sigma_fraction)]
 
 
 def noised(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
