@@ -165,4 +165,4 @@ def main(cfg: ConsistencyConfig) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    main(parse_cli(ConsistencyConfig, command="python -m trainers.gradient_consistency"))
+    main(parse_cli(ConsistencyConfig, command="trainers.gradient_consistency"))
