@@ -86,8 +86,8 @@ _SPECS: tuple[_Spec, ...] = (
      lambda p: "full" if _lora(p)[0] == 0 else f"LoRA r={_lora(p)[0]}, alpha {_g(_lora(p)[1])}",
      "LoRA r=32, alpha 64", NOT_SET,
      lambda p: _lora(p) != (32, 64.0),
-     "2.1 M parameters: full fine-tuning is cheap and LoRA was not better at the lrs tried "
-     "(train.lora_rank)"),
+     "set by train.lora_rank; for the tiny backbone (2.1 M parameters) the default is full "
+     "fine-tuning: LoRA was not better at the lrs tried"),
     ("learning rate", lambda p: _g(_num(p["train.lr"])), "3e-05", NOT_SET,
      lambda p: _num(p["train.lr"]) != 3e-5, "1e-4 and 3e-4 lost clap_score (OmniNFTConfig docstring)"),
     ("clips per step",
