@@ -566,6 +566,12 @@ def _placebo(parent: pd.Series | None) -> bool:
     return isinstance(value, str) and value.strip().lower() == "shuffle"
 
 
+def _parent_params(parent: pd.Series) -> dict[str, str]:
+    """The parent run's logged params (its flattened config), without the ``params.`` prefix."""
+    return {str(k)[len("params."):]: str(v) for k, v in parent.items()
+            if str(k).startswith("params.") and v is not None and not pd.isna(v)}
+
+
 def _recipe(parent: pd.Series | None) -> list[dict]:
     """The run's recipe next to the released OmniNFT/DiffusionNFT ones (trainers.recipe), from the
     parent run's params; empty without a parent run."""
@@ -573,9 +579,7 @@ def _recipe(parent: pd.Series | None) -> list[dict]:
 
     if parent is None:
         return []
-    params = {str(k)[len("params."):]: str(v) for k, v in parent.items()
-              if str(k).startswith("params.") and v is not None and not pd.isna(v)}
-    return [dataclasses.asdict(row) for row in recipe_comparison(params)]
+    return [dataclasses.asdict(row) for row in recipe_comparison(_parent_params(parent))]
 
 
 # Verdicts of a change from the base, in the order the summary lists them.
@@ -846,8 +850,7 @@ def _provenance(parent: pd.Series | None, artifacts: _Artifacts | None, children
                 "config_json": "", "environment": []}
     config_json = artifacts.text("config.json")
     if config_json is None:  # fall back to the flattened params the parent logged
-        params = {k[len("params.") :]: v for k, v in parent.items() if k.startswith("params.") and pd.notna(v)}
-        config_json = json.dumps(params, indent=2, sort_keys=True)
+        config_json = json.dumps(_parent_params(parent), indent=2, sort_keys=True)
     return {
         "parent_run_id": str(parent["run_id"]),
         "command": _tag(parent, COMMAND_TAG),

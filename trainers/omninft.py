@@ -55,7 +55,7 @@ from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
 from trainers.nft_loss import nft_loss, omninft_total
 from trainers.policy import EMA, OldPolicy
-from trainers.recipe import trained_sigma_count
+from trainers.recipe import trained_sigmas
 from trainers.regions import capture_v2a_attention, region_weights, w_max_schedule
 from trainers.sampling import SamplerConfig, sample
 from trainers.surgery import gradient_surgery, surgery_schedule
@@ -252,9 +252,7 @@ def trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor:
     """The noise levels the NFT loss trains at: the highest ``train_sigma_fraction`` of the rollout
     sampler's sigmas ``linspace(1, 1/N, N)`` (diffusers FlowMatchEuler with shift 1 visits exactly
     these), at least one."""
-    n = cfg.sampler.steps
-    sigmas = torch.as_tensor(np.linspace(1.0, 1.0 / n, n), dtype=torch.float32)
-    return sigmas[: trained_sigma_count(n, cfg.train_sigma_fraction)]
+    return torch.as_tensor(trained_sigmas(cfg.sampler.steps, cfg.train_sigma_fraction), dtype=torch.float32)
 
 
 def noised(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

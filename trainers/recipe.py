@@ -6,7 +6,7 @@ value, the released DiffusionNFT value (``"–"`` where that recipe does not set
 depart from OmniNFT, and why.  The report renders the rows, so every departure is stated next to
 the numbers it produced.  Released values: ../shared/docs/reference.md, sections 1 and 2.
 
-Pure Python: the report imports this without torch.
+No torch: the report imports this.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-__all__ = ["RecipeRow", "recipe_comparison", "trained_sigma_count"]
+import numpy as np
+
+__all__ = ["RecipeRow", "recipe_comparison", "trained_sigma_count", "trained_sigmas"]
 
 NOT_SET = "–"
 
@@ -23,6 +25,13 @@ NOT_SET = "–"
 def trained_sigma_count(sampler_steps: int, fraction: float) -> int:
     """How many of the sampler's ``sampler_steps`` sigmas (highest first) the NFT loss trains at."""
     return max(1, math.ceil(fraction * sampler_steps - 1e-9))
+
+
+def trained_sigmas(sampler_steps: int, fraction: float) -> np.ndarray:
+    """The trained noise levels: the highest ``fraction`` of the sampler's sigmas
+    ``linspace(1, 1/N, N)`` (diffusers FlowMatchEuler with shift 1 visits exactly these)."""
+    sigmas = np.linspace(1.0, 1.0 / sampler_steps, sampler_steps)
+    return sigmas[: trained_sigma_count(sampler_steps, fraction)]
 
 
 @dataclass(frozen=True)
@@ -35,34 +44,35 @@ class RecipeRow:
     why: str
 
 
-def _num(text: str) -> float:
-    return float(text)
-
-
 def _g(x: float) -> str:
     return f"{x:g}"
 
 
 def _rewards(p: Mapping[str, str]) -> str:
-    pairs = [(k[len("rewards."):], _num(v)) for k, v in p.items() if k.startswith("rewards.")]
+    pairs = [(k[len("rewards."):], float(v)) for k, v in p.items() if k.startswith("rewards.")]
     if not pairs:
         raise KeyError("rewards.*")
     return ", ".join(f"{name} {_g(w)}" for name, w in sorted(pairs))
 
 
 def _lora(p: Mapping[str, str]) -> tuple[int, float]:
-    rank = int(_num(p["train.lora_rank"]))
+    rank = int(float(p["train.lora_rank"]))
     if rank == -1:  # auto: full fine-tuning for the tiny backbone, the released rank for LTX-2
         rank = 0 if p["backbone.name"] == "tiny" else 32
-    alpha = _num(p["train.lora_alpha"]) or 2.0 * rank
+    alpha = float(p["train.lora_alpha"]) or 2.0 * rank
     return rank, alpha
 
 
+def _fine_tuning(p: Mapping[str, str]) -> str:
+    rank, alpha = _lora(p)
+    return "full" if rank == 0 else f"LoRA r={rank}, alpha {_g(alpha)}"
+
+
 def _sigmas(p: Mapping[str, str]) -> str:
-    n = int(_num(p["train.sampler.steps"]))
-    k = trained_sigma_count(n, _num(p["train.train_sigma_fraction"]))
-    top = ", ".join(_g(round(1.0 - i * (1.0 - 1.0 / n) / max(n - 1, 1), 4)) for i in range(min(k, 4)))
-    return f"the {k} highest of {n} ({top}{', ...' if k > 4 else ''})"
+    n = int(float(p["train.sampler.steps"]))
+    sigmas = trained_sigmas(n, float(p["train.train_sigma_fraction"]))
+    top = ", ".join(_g(round(float(x), 4)) for x in sigmas[:4])
+    return f"the {len(sigmas)} highest of {n} ({top}{', ...' if len(sigmas) > 4 else ''})"
 
 
 # (setting, our value from the params, released OmniNFT, released DiffusionNFT,
@@ -83,47 +93,48 @@ _SPECS: tuple[_Spec, ...] = (
      "no pretrained reward models offline: SynthBind encoders and weight-free metrics, "
      "one of each modality role (text-video, video realism, text-audio, audio realism, sync)"),
     ("fine-tuning",
-     lambda p: "full" if _lora(p)[0] == 0 else f"LoRA r={_lora(p)[0]}, alpha {_g(_lora(p)[1])}",
+     _fine_tuning,
      "LoRA r=32, alpha 64", NOT_SET,
      lambda p: _lora(p) != (32, 64.0),
      "set by train.lora_rank; for the tiny backbone (2.1 M parameters) the default is full "
      "fine-tuning: LoRA was not better at the lrs tried"),
-    ("learning rate", lambda p: _g(_num(p["train.lr"])), "3e-05", NOT_SET,
-     lambda p: _num(p["train.lr"]) != 3e-5, "1e-4 and 3e-4 lost clap_score (OmniNFTConfig docstring)"),
+    ("learning rate", lambda p: _g(float(p["train.lr"])), "3e-05", NOT_SET,
+     lambda p: float(p["train.lr"]) != 3e-5, "set by train.lr; the default is the released value (1e-4 and 3e-4 lost clap_score here, "
+     "OmniNFTConfig docstring)"),
     ("clips per step",
      lambda p: f"{p['train.prompts_per_step']} prompts x {p['train.group_size']}",
      "groups of 8 (16 GPUs x 2)", "groups of 24",
-     lambda p: int(_num(p["train.group_size"])) != 8, "group size as released"),
+     lambda p: int(float(p["train.group_size"])) != 8, "group size as released"),
     ("rollout sampler steps", lambda p: p["train.sampler.steps"], "20", "10",
-     lambda p: int(_num(p["train.sampler.steps"])) != 20, "as DiffusionNFT: half the rollout cost of 20"),
+     lambda p: int(float(p["train.sampler.steps"])) != 20, "as DiffusionNFT: half the rollout cost of 20"),
     ("trained noise levels", _sigmas, "the 8 highest of 20 (40 %)", "a random 9 of 10",
      lambda p: True,
      "the rewards here are decided at high noise; lower sigmas added per-clip noise "
      "(measured: OmniNFTConfig docstring)"),
     ("noise levels per clip and step", lambda p: p["train.train_timesteps"], "8 (each trained sigma)",
-     "9 (each trained sigma)", lambda p: int(_num(p["train.train_timesteps"])) != 8,
+     "9 (each trained sigma)", lambda p: int(float(p["train.train_timesteps"])) != 8,
      "one fwd+bwd per clip fits the CPU budget; the level is drawn per group or per clip"),
     ("re-noising the clips of a group",
      lambda p: "one shared sigma and noise draw" if p["train.shared_noise"] == "True" else "per clip",
      "per clip", "per clip",
      lambda p: p["train.shared_noise"] == "True",
      "variance reduction: the part of the gradient due to the noise cancels within a group"),
-    ("NFT beta", lambda p: _g(_num(p["train.nft_beta"])), NOT_SET, "1.0 (0.1 for multi-reward)",
+    ("NFT beta", lambda p: _g(float(p["train.nft_beta"])), NOT_SET, "1.0 (0.1 for multi-reward)",
      lambda p: False, "as DiffusionNFT"),
-    ("advantage clip", lambda p: _g(_num(p["train.adv_clip"])), "5", "5",
-     lambda p: _num(p["train.adv_clip"]) != 5, ""),
-    ("KL to the reference", lambda p: _g(_num(p["train.kl_coef"])), "0.0001", "0.0001",
-     lambda p: _num(p["train.kl_coef"]) != 1e-4, ""),
+    ("advantage clip", lambda p: _g(float(p["train.adv_clip"])), "5", "5",
+     lambda p: float(p["train.adv_clip"]) != 5, ""),
+    ("KL to the reference", lambda p: _g(float(p["train.kl_coef"])), "0.0001", "0.0001",
+     lambda p: float(p["train.kl_coef"]) != 1e-4, ""),
     ("old-policy decay",
-     lambda p: f"min({_g(_num(p['train.old_policy_rate']))} i, {_g(_num(p['train.old_policy_cap']))})",
+     lambda p: f"min({_g(float(p['train.old_policy_rate']))} i, {_g(float(p['train.old_policy_cap']))})",
      "min(0.001 i, 0.5)", "min(0.001 i, 0.5)",
-     lambda p: (_num(p["train.old_policy_rate"]), _num(p["train.old_policy_cap"])) != (0.001, 0.5), ""),
-    ("evaluation EMA decay cap", lambda p: _g(_num(p["train.ema_max_decay"])), NOT_SET, "0.9",
+     lambda p: (float(p["train.old_policy_rate"]), float(p["train.old_policy_cap"])) != (0.001, 0.5), ""),
+    ("evaluation EMA decay cap", lambda p: _g(float(p["train.ema_max_decay"])), NOT_SET, "0.9",
      lambda p: False, ""),
     ("reweighting w_max ramp",
-     lambda p: f"1 to {_g(_num(p['train.w_max']))} over {p['train.w_ramp_steps']} steps",
+     lambda p: f"1 to {_g(float(p['train.w_max']))} over {p['train.w_ramp_steps']} steps",
      "1 to 1.5 over 400 steps", NOT_SET,
-     lambda p: (_num(p["train.w_max"]), int(_num(p["train.w_ramp_steps"]))) != (1.5, 400),
+     lambda p: (float(p["train.w_max"]), int(float(p["train.w_ramp_steps"]))) != (1.5, 400),
      "scaled to a run of a few dozen steps"),
     ("surgery schedule",
      lambda p: "the released shape scaled to the depth of the backbone"
@@ -132,7 +143,7 @@ _SPECS: tuple[_Spec, ...] = (
      lambda p: p["backbone.name"] == "tiny" or p["train.surgery_scales"] not in ("[]", ""),
      "4 blocks give (0, 1, 1, 0.3) (trainers.surgery.surgery_schedule)"),
     ("evaluation sampler steps", lambda p: p["eval.sampler.steps"], "40", NOT_SET,
-     lambda p: int(_num(p["eval.sampler.steps"])) != 40, "CPU budget; the same 10 steps as the rollouts"),
+     lambda p: int(float(p["eval.sampler.steps"])) != 40, "CPU budget; the default equals the rollout steps"),
 )
 
 
