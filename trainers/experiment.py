@@ -28,7 +28,7 @@ import torch
 
 from omninft_bench.config import CommonConfig, flatten, option, to_dict
 from omninft_bench.data import synthav
-from omninft_bench.data.layout import write_javisbench
+from omninft_bench.data.layout import iter_clips, read_javisbench, write_javisbench
 from omninft_bench.encoders.config import EncodersConfig
 from omninft_bench.evaluate import EvaluateConfig, evaluate, plan_evaluation
 from omninft_bench.media import AVClip
@@ -194,6 +194,20 @@ def evaluate_backbone(
     return evaluate(plan_evaluation(ecfg)), out_dir
 
 
+def read_reference(reference_dir: Path) -> list[AVClip]:
+    """The reference clips as the final evaluation reads them: decoded from the mp4 (H.264, 4:2:0
+    chroma) and wav files of ``reference_dir``, not the procedural frames they were written from.
+
+    The realism rewards must score against this reference.  At 32 x 32 the codec's chroma
+    subsampling moves the reference's frame-embedding Gaussian enough to flip the sign of
+    ``video_realism``'s progress: trained against the procedural frames, a ``video_realism``-only
+    run improved that reward on the training prompts and made the evaluated metric worse on both
+    seeds (+0.043, +0.061); against this reference the same run improved it on both (-0.045,
+    -0.024).  Measured 2026-12-03 (``ablation=[gdpo] seeds=[0,1] rewards={video_realism:1.0}``).
+    """
+    return list(iter_clips(reference_dir))
+
+
 def all_metric_names() -> list[str]:
     from omninft_bench.metrics import list_metrics
 
@@ -245,14 +259,16 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
 
     # Reference clips (distribution metrics, realism rewards) and evaluation prompts: SynthAV.
     gen_cfg = synthav.SynthAVConfig()
-    reference = synthav.reference_set(gen_cfg, cfg.eval.n_reference)
-    ctx = EvalContext(cfg.encoders, reference=reference,
+    reference_dir = out / "reference"
+    written = (reference_dir / "prompts.csv").exists()
+    if main and (not written or len(read_javisbench(reference_dir)) != cfg.eval.n_reference):  # rewritten if n changed
+        reference = synthav.reference_set(gen_cfg, cfg.eval.n_reference)
+        write_javisbench(reference_dir, reference, total=len(reference), progress=cfg.progress)
+    state.wait_for_everyone()
+    ctx = EvalContext(cfg.encoders, reference=read_reference(reference_dir),
                       backends=SYNTHBIND_EVERYWHERE if cfg.backbone.name == "tiny" else None)
     rewards = make_rewards(list(cfg.rewards), ctx)
     ctx.check([r.metric for r in rewards])  # a missing encoder fails now, not after the base evaluation
-    reference_dir = out / "reference"
-    if main and not (reference_dir / "prompts.csv").exists():
-        write_javisbench(reference_dir, reference, total=len(reference), progress=cfg.progress)
     eval_refs = synthav.eval_set(gen_cfg, cfg.eval.n)
 
     if not main:
