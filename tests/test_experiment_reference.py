@@ -20,4 +20,4 @@ def test_reference_is_read_back_from_the_written_files(tmp_path) -> None:
         np.testing.assert_array_equal(back.video, decoded.video)
         np.testing.assert_allclose(back.audio, clip.audio, atol=1e-4)  # the wav is exact (16-bit)
     # the codec changes the frames: scoring against the procedural ones would train on another target
-    assert max(np.abs(b.video_uint8().astype(int) - c.video_uint8().astype(int)).max() for b, c in zip(got, clips)) > 8
+    assert max(np.abs(b.video_uint8().astype(int) - c.video_uint8().astype(int)).max() for b, c in zip(got, clips, strict=True)) > 8

@@ -67,8 +67,9 @@ __all__ = ["OmniNFTConfig", "StepLog", "Variant", "train", "trainable_sigmas"]
 class OmniNFTConfig:
     """Hyperparameters of one RL run (``train.*`` keys of ``omninft_bench.run``).
 
-    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores: 12 steps of
-    4 prompts x 8 clips, one trained noise level per sample, the released lr 3e-5.
+    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-32 min
+    measured on different days): 12 steps of 4 prompts x 8 clips, one trained noise level per
+    sample, the released lr 3e-5.
 
     Why the NFT loss trains only at the three highest-noise sigmas (1.0, 0.9, 0.8), with one
     noise draw shared by a group (``shared_noise``; departures from DiffusionNFT's 9 of 10 sigmas
@@ -82,7 +83,10 @@ class OmniNFTConfig:
       -0.012, -0.015, -0.018 on the three seeds run;
     * sigmas 1.0..0.8, shared noise, 12 steps of 4 x 8 (this default): clip_score +0.009
       (positive on 6 of 6 seeds), clap_score +0.018 (5 of 6), video_realism -0.018 (better on
-      6 of 6), audio_realism +0.014 and av_offset +0.002 s (no consistent direction);
+      6 of 6), audio_realism +0.014 and av_offset +0.002 s (no consistent direction).  That
+      script scored the clips in memory against the procedural reference frames; ``make run``
+      scores the decoded files, where video_realism got worse until the rewards were moved onto
+      the decoded reference too (``trainers.experiment.read_reference``);
     * the same with rewards permuted within each group (placebo, 2 x 8): clip_score -0.036 and
       -0.054, so the gain is the rewards' doing, not the perturbation's.
 
@@ -93,11 +97,12 @@ class OmniNFTConfig:
     progress (lr 1e-4 and 3e-4 lost 0.10-0.47 of clap_score).
     ``python -m trainers.gradient_consistency`` measures how much of a step's gradient the
     batches share (mean cross-batch cosine, 12 batches of 4 x 8: clap_score +0.087 at these
-    sigmas vs +0.012 at 1.0..0.3; the five-reward GDPO sum stays near 0 either way, sd 0.17-0.24).
+    sigmas vs +0.012 at 1.0..0.3, video_realism +0.070 against the decoded reference; the
+    five-reward GDPO sum stays near 0 either way, sd 0.17-0.24).
 
     ``reward_control=shuffle`` is the placebo that tells signal from noise: the README compares
-    real and placebo runs of ``make run``'s budget (the text-alignment rewards beat it; the realism
-    and sync rewards do not).
+    real and placebo runs of ``make run``'s budget (clip_score and video_realism beat it in 4 of 4
+    variant x seed cells, clap_score and av_offset in 2, audio_realism in none).
     """
 
     steps: int = option(12, "optimizer steps (= RL iterations) per run")
