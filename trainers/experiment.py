@@ -194,6 +194,15 @@ def evaluate_backbone(
     return evaluate(plan_evaluation(ecfg)), out_dir
 
 
+def write_reference(reference_dir: Path, n: int, *, progress: bool = False) -> None:
+    """Write ``n`` SynthAV reference clips as a JavisBench folder, unless it already holds ``n``
+    (a folder of another size is rewritten)."""
+    if (reference_dir / "prompts.csv").exists() and len(read_javisbench(reference_dir)) == n:
+        return
+    reference = synthav.reference_set(synthav.SynthAVConfig(), n)
+    write_javisbench(reference_dir, reference, total=n, progress=progress)
+
+
 def read_reference(reference_dir: Path) -> list[AVClip]:
     """The reference clips as the final evaluation reads them: decoded from the mp4 (H.264, 4:2:0
     chroma) and wav files of ``reference_dir``, not the procedural frames they were written from.
@@ -260,10 +269,8 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
     # Reference clips (distribution metrics, realism rewards) and evaluation prompts: SynthAV.
     gen_cfg = synthav.SynthAVConfig()
     reference_dir = out / "reference"
-    written = (reference_dir / "prompts.csv").exists()
-    if main and (not written or len(read_javisbench(reference_dir)) != cfg.eval.n_reference):  # rewritten if n changed
-        reference = synthav.reference_set(gen_cfg, cfg.eval.n_reference)
-        write_javisbench(reference_dir, reference, total=len(reference), progress=cfg.progress)
+    if main:
+        write_reference(reference_dir, cfg.eval.n_reference, progress=cfg.progress)
     state.wait_for_everyone()
     ctx = EvalContext(cfg.encoders, reference=read_reference(reference_dir),
                       backends=SYNTHBIND_EVERYWHERE if cfg.backbone.name == "tiny" else None)

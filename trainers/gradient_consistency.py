@@ -144,17 +144,20 @@ def consistency(grads: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
 def main(cfg: ConsistencyConfig) -> dict[str, dict[str, float]]:
     import tempfile
 
-    from omninft_bench.data import synthav
-    from omninft_bench.data.layout import write_javisbench
     from omninft_bench.encoders.config import EncodersConfig
     from omninft_bench.metrics import EvalContext
     from omninft_bench.rewards import make_rewards
-    from trainers.experiment import DEFAULT_REWARDS, SYNTHBIND_EVERYWHERE, read_reference
+    from trainers.experiment import (
+        DEFAULT_REWARDS,
+        SYNTHBIND_EVERYWHERE,
+        read_reference,
+        write_reference,
+    )
 
     torch.set_num_threads(cfg.threads)
     weights = {k: float(v) for k, v in (cfg.rewards or DEFAULT_REWARDS).items()}
     with tempfile.TemporaryDirectory() as folder:  # the realism rewards' reference, decoded as in a run
-        write_javisbench(folder, synthav.reference_set(synthav.SynthAVConfig(), 128), total=128)
+        write_reference(Path(folder), 128)
         reference = read_reference(Path(folder))
     ctx = EvalContext(EncodersConfig(), reference=reference, backends=SYNTHBIND_EVERYWHERE)
     rewards = make_rewards(list(weights), ctx)
