@@ -37,7 +37,8 @@ def test_default_departures():
     assert {"backbone", "rewards (weights)", "fine-tuning", "trained noise levels",
             "re-noising the clips of a group", "reweighting w_max ramp"} <= departs
     assert not {"learning rate", "advantage clip", "KL to the reference", "old-policy decay"} & departs
-    assert r["trained noise levels"].ours == "the 3 highest of 10 (1, 0.9, 0.8)"
+    assert r["trained noise levels"].ours == (
+        "video: the 3 highest of 10 (1, 0.9, 0.8); audio: its own level, one of 0.4, 0.3, 0.2")
     assert r["fine-tuning"].ours == "full"
     assert r["rewards (weights)"].ours == (
         "audio_realism 0.5, av_offset 1, clap_score 1, clip_score 1, video_realism 0.5")
@@ -49,9 +50,11 @@ def test_overrides_flip_the_verdicts():
     assert r["learning rate"].departs and r["learning rate"].ours == "0.0001"
     assert not r["re-noising the clips of a group"].departs
     assert r["advantage clip"].departs
-    r = rows("train.train_sigma_fraction=0.4", "train.sampler.steps=20", "train.train_timesteps=8")
+    r = rows("train.train_sigma_fraction=0.4", "train.sampler.steps=20", "train.train_timesteps=8", "train.audio_sigmas=[]")
     assert r["trained noise levels"].ours == "the 8 highest of 20 (1, 0.95, 0.9, 0.85, ...)"
     assert not r["rollout sampler steps"].departs and not r["noise levels per clip and step"].departs
+    r = rows("train.audio_sigmas=[1.0,0.4,0.2]")
+    assert r["trained noise levels"].ours == "video: the 3 highest of 10 (1, 0.9, 0.8); audio: its own level, one of 1, 0.4, 0.2"
 
 
 def test_lora_row_resolves_auto_rank():

@@ -14,7 +14,8 @@ SIGMAS = torch.linspace(1.0, 0.1, 10)
 
 def test_shared_within_group_distinct_across_groups():
     g = torch.Generator().manual_seed(0)
-    t, eps_v, eps_a = training_noise(SIGMAS, torch.Size([6, 5, 3]), torch.Size([6, 4, 2]), 3, g)
+    t, t_a, eps_v, eps_a = training_noise(SIGMAS, torch.Size([6, 5, 3]), torch.Size([6, 4, 2]), 3, g)
+    assert torch.equal(t_a, t)
     assert t.shape == (6,) and eps_v.shape == (6, 5, 3) and eps_a.shape == (6, 4, 2)
     for lo in (0, 3):
         assert torch.equal(t[lo : lo + 3], t[lo].expand(3))
@@ -27,10 +28,22 @@ def test_shared_within_group_distinct_across_groups():
 def test_share_one_draws_per_sample_in_the_old_order():
     """``shared_noise=false`` keeps the draw order of the loop before sharing existed."""
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    t, eps_v, eps_a = training_noise(SIGMAS, torch.Size([4, 5, 3]), torch.Size([4, 2, 2]), 1, g1)
+    t, _, eps_v, eps_a = training_noise(SIGMAS, torch.Size([4, 5, 3]), torch.Size([4, 2, 2]), 1, g1)
     assert torch.equal(t, SIGMAS[torch.randint(10, (4,), generator=g2)])
     assert torch.equal(eps_v, torch.randn((4, 5, 3), generator=g2))
     assert torch.equal(eps_a, torch.randn((4, 2, 2), generator=g2))
+
+
+def test_audio_sigmas_are_drawn_per_group_without_moving_the_video_draws():
+    audio = torch.tensor([0.3, 0.2])
+    shapes = (torch.Size([8, 5, 3]), torch.Size([8, 4, 2]))
+    t, t_same, eps_v, eps_a = training_noise(SIGMAS, *shapes, 4, torch.Generator().manual_seed(3))
+    t_v, t_a, eps_v2, eps_a2 = training_noise(SIGMAS, *shapes, 4, torch.Generator().manual_seed(3), audio)
+    assert torch.equal(t_v, t) and torch.equal(eps_v2, eps_v) and torch.equal(eps_a2, eps_a)
+    assert set(t_a.tolist()) <= {0.30000001192092896, 0.20000000298023224}
+    assert torch.equal(t_a[:4], t_a[0].expand(4)) and torch.equal(t_a[4:], t_a[4].expand(4))
+    many = training_noise(SIGMAS, torch.Size([400, 1, 1]), torch.Size([400, 1, 1]), 4, torch.Generator(), audio)[1]
+    assert set(many.tolist()) == set(audio.tolist())  # both levels occur over 100 groups
 
 
 def test_batch_must_split_into_groups():
@@ -41,7 +54,7 @@ def test_batch_must_split_into_groups():
 def _policy_grad(share: int, seed: int, x0: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     """Gradient of the NFT policy loss of one group w.r.t. a linear velocity model v = x_t W."""
     w = torch.eye(x0.shape[-1]).requires_grad_(True)
-    t, eps, _ = training_noise(SIGMAS, x0.shape, x0.shape, share, torch.Generator().manual_seed(seed))
+    t, _, eps, _ = training_noise(SIGMAS, x0.shape, x0.shape, share, torch.Generator().manual_seed(seed))
     x_t = noised(x0, t, eps)
     v_theta = x_t @ w
     out = nft_loss(x0, x_t, t, v_theta, v_theta.detach(), None, r, beta=1.0, kl_coef=0.0)

@@ -38,6 +38,7 @@ from trainers.backbone import Backbone
 from trainers.nft_loss import nft_loss, omninft_total
 from trainers.omninft import (
     OmniNFTConfig,
+    audio_trainable_sigmas,
     noised,
     placebo_rewards,
     score_rewards,
@@ -83,6 +84,7 @@ def batch_gradients(
     backbone.text_encoder.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     sigmas = trainable_sigmas(cfg)
+    audio_sigmas = audio_trainable_sigmas(cfg)
     g = cfg.group_size
     out: dict[str, list[torch.Tensor]] = {}
     for b in tqdm(range(batches), desc="batches", disable=not progress):
@@ -109,12 +111,13 @@ def batch_gradients(
         grads = {name: torch.zeros(sum(p.numel() for p in params)) for name in r_of}
         gen = step_generator(seed, b, 1)
         for _ in range(cfg.train_timesteps):
-            t, eps_v, eps_a = training_noise(sigmas, x0_v.shape, x0_a.shape, g if cfg.shared_noise else 1, gen)
-            x_v, x_a = noised(x0_v, t, eps_v), noised(x0_a, t, eps_a)
-            v, a = backbone.velocity(x_v, x_a, t, None, cond)
+            t_v, t_a, eps_v, eps_a = training_noise(sigmas, x0_v.shape, x0_a.shape, g if cfg.shared_noise else 1, gen,
+                                                    audio_sigmas)
+            x_v, x_a = noised(x0_v, t_v, eps_v), noised(x0_a, t_a, eps_a)
+            v, a = backbone.velocity(x_v, x_a, t_v, t_a, cond)
             for i, (name, r) in enumerate(r_of.items()):
-                lv = nft_loss(x0_v, x_v, t, v, v.detach(), None, r, cfg.nft_beta, adv_clip=cfg.adv_clip)
-                la = nft_loss(x0_a, x_a, t, a, a.detach(), None, r, cfg.nft_beta, adv_clip=cfg.adv_clip)
+                lv = nft_loss(x0_v, x_v, t_v, v, v.detach(), None, r, cfg.nft_beta, adv_clip=cfg.adv_clip)
+                la = nft_loss(x0_a, x_a, t_a, a, a.detach(), None, r, cfg.nft_beta, adv_clip=cfg.adv_clip)
                 loss = omninft_total(lv.policy, la.policy, lv.kl, la.kl, 0.0)
                 grad = torch.autograd.grad(loss, params, retain_graph=i < len(r_of) - 1, allow_unused=True)
                 grads[name] += torch.cat([

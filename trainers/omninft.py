@@ -69,7 +69,7 @@ class OmniNFTConfig:
 
     Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-32 min
     measured on different days): 12 steps of 4 prompts x 8 clips, one trained noise level per
-    sample, the released lr 3e-5.
+    sample and stream, the released lr 3e-5.
 
     Why the NFT loss trains only at the three highest-noise sigmas (1.0, 0.9, 0.8), with one
     noise draw shared by a group (``shared_noise``; departures from DiffusionNFT's 9 of 10 sigmas
@@ -100,6 +100,17 @@ class OmniNFTConfig:
     sigmas vs +0.012 at 1.0..0.3, video_realism +0.070 against the decoded reference; the
     five-reward GDPO sum stays near 0 either way, sd 0.17-0.24).
 
+    The audio stream is re-noised at its own level, one of 0.4, 0.3, 0.2 (``audio_sigmas``),
+    while the video stream stays at 1.0..0.8; the backbone takes a sigma per stream, and its
+    pretraining drew them independently 20 % of the time.  A per-stream gradient study (cross-batch
+    cosines against the procedural reference) found audio_realism's audio-stream gradient
+    consistent only at low noise.  Measured with ``python -m omninft_bench.run ablation=[gdpo]
+    seeds=[0,1]`` (4.2 min each), paired against the same run with the audio at the video's
+    sigma, at audio_realism weights 0.5 and 1.0 (4 pairs): clap_score +0.013 to +0.035 (4 of 4
+    better), clip_score +0.003 to +0.009 (4 of 4), audio_realism -0.001 to -0.007 (4 of 4),
+    video_realism -0.009 to +0.011 and av_offset -0.069 to +0.030 s (no consistent direction).
+    Audio at 1.0, 0.9, 0.8, 0.4, 0.3, 0.2 was in between (one pair each way).
+
     ``reward_control=shuffle`` is the placebo that tells signal from noise: the README compares
     real and placebo runs of ``make run``'s budget (clip_score and video_realism beat it in 4 of 4
     variant x seed cells, clap_score and av_offset in 2, audio_realism in none).
@@ -111,6 +122,7 @@ class OmniNFTConfig:
     sampler: SamplerConfig = option(SamplerConfig(), "rollout sampler (ODE, CFG-free by default)")
     train_timesteps: int = option(1, "noise levels each sample is trained at per step")
     train_sigma_fraction: float = option(0.3, "train on the highest-noise fraction of the sampler's sigmas (0.3 of 10: 1.0, 0.9, 0.8)")
+    audio_sigmas: list[float] = option([0.4, 0.3, 0.2], "noise levels the audio stream is trained at, drawn per group independently of the video's; empty = the video's sigma")
     shared_noise: bool = option(True, "re-noise the clips of a group with one shared sigma and noise draw (variance reduction; see training_noise)")
     reward_control: str = option("none", "none | shuffle: placebo run, rewards permuted within each group every step (see placebo_rewards)")
     lr: float = option(3e-5, "AdamW learning rate (full fine-tuning of the tiny model; see the class docstring)")
@@ -138,6 +150,8 @@ class OmniNFTConfig:
             raise ValueError(f"train.reward_control={self.reward_control!r}; use none or shuffle")
         if self.lora_rank < -1:
             raise ValueError(f"train.lora_rank={self.lora_rank}; use a positive rank, 0 (full fine-tuning) or -1 (auto)")
+        if any(not 0 < float(x) <= 1 for x in self.audio_sigmas):
+            raise ValueError(f"train.audio_sigmas={self.audio_sigmas}; every level must be in (0, 1]")
         if not 0 < self.train_sigma_fraction <= 1:
             raise ValueError(f"train.train_sigma_fraction={self.train_sigma_fraction}; must be in (0, 1]")
 
@@ -234,14 +248,24 @@ def compute_advantages(
 
 
 def training_noise(
-    sigmas: torch.Tensor, video_shape: torch.Size, audio_shape: torch.Size, share: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample training sigma ``[B]`` and noise for the two streams, drawn once per run of
-    ``share`` consecutive samples (a group when ``share`` is the group size, one sample when 1).
+    sigmas: torch.Tensor,
+    video_shape: torch.Size,
+    audio_shape: torch.Size,
+    share: int,
+    generator: torch.Generator,
+    audio_sigmas: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample training sigmas ``[B]`` of the video and audio streams and their noise, drawn
+    once per run of ``share`` consecutive samples (a group when ``share`` is the group size, one
+    sample when 1).
 
     Sharing is a common-random-numbers control variate: within a group the advantages sum to
     zero, so the part of the loss gradient that comes from the noise draw itself (the same for
     every clip of the group) largely cancels, and what remains is the difference between clips.
+
+    ``audio_sigmas=None``: both streams share the video's sigma.  Otherwise the audio sigma is
+    drawn from ``audio_sigmas`` independently (after the other draws, so the video draws do not
+    change).
     """
     b = video_shape[0]
     if b % share:
@@ -250,7 +274,10 @@ def training_noise(
     idx = torch.randint(len(sigmas), (n,), generator=generator)
     eps_v = torch.randn((n, *video_shape[1:]), generator=generator)
     eps_a = torch.randn((n, *audio_shape[1:]), generator=generator)
-    return (sigmas[idx].repeat_interleave(share), eps_v.repeat_interleave(share, 0), eps_a.repeat_interleave(share, 0))
+    t_v = sigmas[idx]
+    t_a = t_v if audio_sigmas is None else audio_sigmas[torch.randint(len(audio_sigmas), (n,), generator=generator)]
+    return (t_v.repeat_interleave(share), t_a.repeat_interleave(share),
+            eps_v.repeat_interleave(share, 0), eps_a.repeat_interleave(share, 0))
 
 
 def trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor:
@@ -258,6 +285,12 @@ def trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor:
     sampler's sigmas ``linspace(1, 1/N, N)`` (diffusers FlowMatchEuler with shift 1 visits exactly
     these), at least one."""
     return torch.as_tensor(trained_sigmas(cfg.sampler.steps, cfg.train_sigma_fraction), dtype=torch.float32)
+
+
+def audio_trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor | None:
+    """The audio stream's own training noise levels (``train.audio_sigmas``), or None when the
+    audio stream is re-noised at the video's sigma."""
+    return torch.as_tensor(cfg.audio_sigmas, dtype=torch.float32) if cfg.audio_sigmas else None
 
 
 def noised(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -310,6 +343,7 @@ def train(
     world, rank = acc.num_processes, acc.process_index
 
     trainable = trainable_sigmas(cfg)
+    audio_trainable = audio_trainable_sigmas(cfg)
     g = cfg.group_size
     bar = tqdm(range(start, cfg.steps), desc=f"{variant.name} seed {seed}", disable=not progress or not acc.is_main_process,
                initial=start, total=cfg.steps)
@@ -354,18 +388,19 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         parts = {"loss/total": 0.0, "loss/video": 0.0, "loss/audio": 0.0, "loss/kl": 0.0}
         for _ in range(cfg.train_timesteps):
-            t, eps_v, eps_a = training_noise(trainable, x0_v.shape, x0_a.shape, g if cfg.shared_noise else 1, train_gen)
-            x_v = noised(x0_v, t, eps_v)
-            x_a = noised(x0_a, t, eps_a)
+            t_v, t_a, eps_v, eps_a = training_noise(trainable, x0_v.shape, x0_a.shape, g if cfg.shared_noise else 1,
+                                                    train_gen, audio_trainable)
+            x_v = noised(x0_v, t_v, eps_v)
+            x_a = noised(x0_a, t_a, eps_a)
             with torch.no_grad():
                 with old.swapped_in(model):
-                    v_old, a_old = backbone.velocity(x_v, x_a, t, None, cond)
-                ref_v, ref_a = _reference_velocity(backbone, reference, x_v, x_a, t, cond, cfg.kl_coef)
+                    v_old, a_old = backbone.velocity(x_v, x_a, t_v, t_a, cond)
+                ref_v, ref_a = _reference_velocity(backbone, reference, x_v, x_a, t_v, t_a, cond, cfg.kl_coef)
             with gradient_surgery(model, schedule, enabled=variant.surgery):
-                v_theta, a_theta = _velocity_with(backbone, ddp, x_v, x_a, t, cond)
-            lv = nft_loss(x0_v, x_v, t, v_theta, v_old, ref_v, r_v, cfg.nft_beta, token_weights=token_w,
+                v_theta, a_theta = _velocity_with(backbone, ddp, x_v, x_a, t_v, t_a, cond)
+            lv = nft_loss(x0_v, x_v, t_v, v_theta, v_old, ref_v, r_v, cfg.nft_beta, token_weights=token_w,
                           kl_coef=cfg.kl_coef, adv_clip=cfg.adv_clip)
-            la = nft_loss(x0_a, x_a, t, a_theta, a_old, ref_a, r_a, cfg.nft_beta,
+            la = nft_loss(x0_a, x_a, t_a, a_theta, a_old, ref_a, r_a, cfg.nft_beta,
                           kl_coef=cfg.kl_coef, adv_clip=cfg.adv_clip)
             loss = omninft_total(lv.policy, la.policy, lv.kl, la.kl, cfg.kl_coef) / cfg.train_timesteps
             if not torch.isfinite(loss):
@@ -428,23 +463,23 @@ def lora_rank(cfg: OmniNFTConfig, backbone_kind: str) -> int:
     return 32 if backbone_kind == "ltx2" else 0
 
 
-def _reference_velocity(backbone: Backbone, reference: torch.nn.Module | None, x_v, x_a, t, cond, kl_coef: float):
+def _reference_velocity(backbone: Backbone, reference: torch.nn.Module | None, x_v, x_a, t_v, t_a, cond, kl_coef: float):
     """Velocities of the reference policy for the KL term: the frozen copy (full fine-tuning), the
     transformer with its adapters disabled (LoRA), or nothing when the KL is off."""
     if kl_coef == 0:
         return None, None
     if reference is None:
         with adapters_disabled(backbone.transformer):
-            return backbone.velocity(x_v, x_a, t, None, cond)
-    return _velocity_with(backbone, reference, x_v, x_a, t, cond)
+            return backbone.velocity(x_v, x_a, t_v, t_a, cond)
+    return _velocity_with(backbone, reference, x_v, x_a, t_v, t_a, cond)
 
 
-def _velocity_with(backbone: Backbone, transformer: torch.nn.Module, x_v, x_a, t, cond):
+def _velocity_with(backbone: Backbone, transformer: torch.nn.Module, x_v, x_a, t_v, t_a, cond):
     """Velocity of another transformer (the frozen reference) through the same wrapper."""
     live = backbone.transformer
     backbone.transformer = transformer
     try:
-        return backbone.velocity(x_v, x_a, t, None, cond)
+        return backbone.velocity(x_v, x_a, t_v, t_a, cond)
     finally:
         backbone.transformer = live
 

@@ -72,7 +72,17 @@ def _sigmas(p: Mapping[str, str]) -> str:
     n = int(float(p["train.sampler.steps"]))
     sigmas = trained_sigmas(n, float(p["train.train_sigma_fraction"]))
     top = ", ".join(_g(round(float(x), 4)) for x in sigmas[:4])
-    return f"the {len(sigmas)} highest of {n} ({top}{', ...' if len(sigmas) > 4 else ''})"
+    text = f"the {len(sigmas)} highest of {n} ({top}{', ...' if len(sigmas) > 4 else ''})"
+    audio = _float_list(p.get("train.audio_sigmas", "[]"))
+    if audio:
+        text = f"video: {text}; audio: its own level, one of {', '.join(_g(x) for x in audio)}"
+    return text
+
+
+def _float_list(value: str) -> list[float]:
+    """A list param as MLflow stores it (``"[0.4, 0.3]"``, ``"[]"``)."""
+    inner = value.strip().strip("[]").strip()
+    return [float(x) for x in inner.split(",")] if inner else []
 
 
 # (setting, our value from the params, released OmniNFT, released DiffusionNFT,
@@ -109,8 +119,8 @@ _SPECS: tuple[_Spec, ...] = (
      lambda p: int(float(p["train.sampler.steps"])) != 20, "as DiffusionNFT: half the rollout cost of 20"),
     ("trained noise levels", _sigmas, "the 8 highest of 20 (40 %)", "a random 9 of 10",
      lambda p: True,
-     "the rewards here are decided at high noise; lower sigmas added per-clip noise "
-     "(measured: OmniNFTConfig docstring)"),
+     "the video rewards here are decided at high noise, where lower sigmas added per-clip noise; "
+     "the audio stream at its own low level raised clap_score (measured: OmniNFTConfig docstring)"),
     ("noise levels per clip and step", lambda p: p["train.train_timesteps"], "8 (each trained sigma)",
      "9 (each trained sigma)", lambda p: int(float(p["train.train_timesteps"])) != 8,
      "one fwd+bwd per clip fits the CPU budget; the level is drawn per group or per clip"),
