@@ -24,7 +24,13 @@ from typing import Any
 import av
 import numpy as np
 
-__all__ = ["AVClip", "MediaError", "read_clip", "write_clip", "read_audio", "write_wav"]
+__all__ = ["AVClip", "MediaError", "read_clip", "write_clip", "read_audio", "write_wav", "writer_settings"]
+
+# libx264 options of every mp4 this package writes (besides crf).  mbtree=0: with x264's
+# macroblock-tree rate control the same 32 x 32 frames encoded differently from call to call (11 of
+# 15 repeats, 2026-12-03), which made the evaluation of one set of clips irreproducible; without
+# it, 0 of 31 differed.
+H264_OPTIONS = {"preset": "veryfast", "x264-params": "mbtree=0"}
 
 
 class MediaError(Exception):
@@ -285,6 +291,20 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     return path
 
 
+def writer_settings(crf: int = 18) -> dict[str, Any]:
+    """What decides the decoded pixels of a clip :func:`write_clip` writes: the H.264 options and
+    the PyAV / FFmpeg library versions.  Folders of written clips are stamped with it, so a
+    folder written with other settings is recognised and rewritten rather than silently reused."""
+    return {
+        "codec": "libx264",
+        "pix_fmt": "yuv420p",
+        "crf": crf,
+        **H264_OPTIONS,
+        "pyav": av.__version__,
+        "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+    }
+
+
 def write_clip(path: str | Path, clip: AVClip, *, wav: bool = True, crf: int = 18) -> Path:
     """Write ``clip`` as an H.264 (yuv420p) + AAC mp4; with ``wav``, also ``path.with_suffix('.wav')``.
 
@@ -303,10 +323,7 @@ def write_clip(path: str | Path, clip: AVClip, *, wav: bool = True, crf: int = 1
             vstream = out.add_stream("libx264", rate=rate)
             vstream.width, vstream.height = frames.shape[2], frames.shape[1]
             vstream.pix_fmt = "yuv420p"
-            # mbtree=0: with x264's macroblock-tree rate control the same 32 x 32 frames encoded
-            # differently from call to call (11 of 15 repeats, 2026-12-03), which made the
-            # evaluation of one set of clips irreproducible; without it, 0 of 31 differed.
-            vstream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": "mbtree=0"}
+            vstream.options = {"crf": str(crf), **H264_OPTIONS}
             astream = None
             if clip.audio is not None:
                 layout = "mono" if clip.audio.shape[0] == 1 else "stereo"

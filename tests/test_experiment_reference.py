@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
+from omninft_bench import media
 from omninft_bench.data import synthav
 from omninft_bench.data.layout import write_javisbench
 from omninft_bench.media import read_clip
-from trainers.experiment import read_reference, write_reference
+from trainers.experiment import REFERENCE_STAMP, read_reference, write_reference
 
 
 def test_reference_is_read_back_from_the_written_files(tmp_path) -> None:
@@ -23,10 +26,27 @@ def test_reference_is_read_back_from_the_written_files(tmp_path) -> None:
     assert max(np.abs(b.video_uint8().astype(int) - c.video_uint8().astype(int)).max() for b, c in zip(got, clips, strict=True)) > 8
 
 
-def test_reference_folder_is_rewritten_when_its_size_changes(tmp_path) -> None:
+def test_reference_folder_is_rewritten_when_its_stamp_changes(tmp_path, monkeypatch) -> None:
     write_reference(tmp_path, 2)
     first = (tmp_path / "prompts.csv").stat().st_mtime_ns
-    write_reference(tmp_path, 2)  # already holds 2: left alone
+    assert json.loads((tmp_path / REFERENCE_STAMP).read_text())["n"] == 2
+    write_reference(tmp_path, 2)  # the stamp matches: left alone
     assert (tmp_path / "prompts.csv").stat().st_mtime_ns == first
-    write_reference(tmp_path, 3)
+    write_reference(tmp_path, 3)  # another size
     assert len(read_reference(tmp_path)) == 3
+    third = (tmp_path / "prompts.csv").stat().st_mtime_ns
+    # other encoder settings (as when mbtree=0 was introduced): rewritten, not reused
+    monkeypatch.setitem(media.H264_OPTIONS, "x264-params", "mbtree=1")
+    write_reference(tmp_path, 3)
+    assert (tmp_path / "prompts.csv").stat().st_mtime_ns != third
+    assert json.loads((tmp_path / REFERENCE_STAMP).read_text())["writer"]["x264-params"] == "mbtree=1"
+
+
+def test_reference_folder_without_a_stamp_is_rewritten(tmp_path) -> None:
+    """A folder written before stamps existed (or by an interrupted rewrite) is not trusted."""
+    clips = synthav.reference_set(synthav.SynthAVConfig(), 2)
+    write_javisbench(tmp_path, clips, total=2)
+    before = (tmp_path / "prompts.csv").stat().st_mtime_ns
+    write_reference(tmp_path, 2)
+    assert (tmp_path / "prompts.csv").stat().st_mtime_ns != before
+    assert (tmp_path / REFERENCE_STAMP).exists()

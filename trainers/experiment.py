@@ -28,10 +28,10 @@ import torch
 
 from omninft_bench.config import CommonConfig, flatten, option, to_dict
 from omninft_bench.data import synthav
-from omninft_bench.data.layout import iter_clips, read_javisbench, write_javisbench
+from omninft_bench.data.layout import iter_clips, write_javisbench
 from omninft_bench.encoders.config import EncodersConfig
 from omninft_bench.evaluate import EvaluateConfig, evaluate, plan_evaluation
-from omninft_bench.media import AVClip
+from omninft_bench.media import AVClip, writer_settings
 from omninft_bench.metrics import ALL_ENCODER_METRICS, EvalContext
 from omninft_bench.rewards import make_rewards
 from omninft_bench.tracking import run_context
@@ -194,13 +194,35 @@ def evaluate_backbone(
     return evaluate(plan_evaluation(ecfg)), out_dir
 
 
+REFERENCE_STAMP = "reference_stamp.json"
+
+
+def reference_stamp(n: int) -> dict[str, Any]:
+    """What a reference folder's decoded clips depend on: their number, the SynthAV ground-truth
+    version and the mp4 writer's settings (:func:`omninft_bench.media.writer_settings`)."""
+    return {"n": n, "synthav_version": synthav.GT_VERSION, "writer": writer_settings()}
+
+
 def write_reference(reference_dir: Path, n: int, *, progress: bool = False) -> None:
-    """Write ``n`` SynthAV reference clips as a JavisBench folder, unless it already holds ``n``
-    (a folder of another size is rewritten)."""
-    if (reference_dir / "prompts.csv").exists() and len(read_javisbench(reference_dir)) == n:
-        return
+    """Write ``n`` SynthAV reference clips as a JavisBench folder, unless the folder's stamp
+    (``reference_stamp.json``) says it already holds exactly these clips.
+
+    A folder of another size, written by other encoder settings or library versions, or without a
+    stamp is rewritten: the realism rewards and the distribution metrics score against the decoded
+    files, so reusing clips encoded differently would move every number of a run.
+    """
+    stamp = reference_stamp(n)
+    stamp_file = reference_dir / REFERENCE_STAMP
+    if (reference_dir / "prompts.csv").exists() and stamp_file.exists():
+        try:
+            if json.loads(stamp_file.read_text()) == stamp:
+                return
+        except json.JSONDecodeError:
+            pass  # a torn stamp: rewrite the folder
+    stamp_file.unlink(missing_ok=True)  # an interrupted rewrite leaves no stamp, so it is redone
     reference = synthav.reference_set(synthav.SynthAVConfig(), n)
     write_javisbench(reference_dir, reference, total=n, progress=progress)
+    stamp_file.write_text(json.dumps(stamp, indent=1) + "\n")
 
 
 def read_reference(reference_dir: Path) -> list[AVClip]:
