@@ -96,9 +96,10 @@ class OmniNFTConfig:
     while a random direction of norm 3 moved it by under 0.01, so a larger lr does not buy
     progress (lr 1e-4 and 3e-4 lost 0.10-0.47 of clap_score).
     ``python -m trainers.gradient_consistency`` measures how much of a step's gradient the
-    batches share (mean cross-batch cosine, 12 batches of 4 x 8: clap_score +0.087 at these
-    sigmas vs +0.012 at 1.0..0.3, video_realism +0.070 against the decoded reference; the
-    five-reward GDPO sum stays near 0 either way, sd 0.17-0.24).
+    batches share (mean cross-batch cosine, 12 batches of 4 x 8, both streams at the video's
+    sigma: clap_score +0.087 at these sigmas vs +0.012 at 1.0..0.3, video_realism +0.070 against
+    the decoded reference; the five-reward GDPO sum stays near 0 either way, sd 0.17-0.24; with
+    the audio at its own low level below: video_realism +0.232, clap_score +0.023).
 
     The audio stream is re-noised at its own level, one of 0.4, 0.3, 0.2 (``audio_sigmas``),
     while the video stream stays at 1.0..0.8; the backbone takes a sigma per stream, and its
@@ -109,11 +110,14 @@ class OmniNFTConfig:
     sigma, at audio_realism weights 0.5 and 1.0 (4 pairs): clap_score +0.013 to +0.035 (4 of 4
     better), clip_score +0.003 to +0.009 (4 of 4), audio_realism -0.001 to -0.007 (4 of 4),
     video_realism -0.009 to +0.011 and av_offset -0.069 to +0.030 s (no consistent direction).
-    Audio at 1.0, 0.9, 0.8, 0.4, 0.3, 0.2 was in between (one pair each way).
+    Audio at 1.0, 0.9, 0.8, 0.4, 0.3, 0.2 (2 pairs) moved clap_score by -0.011 and +0.015 and
+    audio_realism by -0.014 and +0.002.  In ``make run`` (16 runs) clap_score's change from the
+    base went from +0.001 (CI -0.010 to +0.011, audio at the video's sigma) to +0.022 (CI +0.015
+    to +0.029).
 
     ``reward_control=shuffle`` is the placebo that tells signal from noise: the README compares
-    real and placebo runs of ``make run``'s budget (clip_score and video_realism beat it in 4 of 4
-    variant x seed cells, clap_score and av_offset in 2, audio_realism in none).
+    real and placebo runs of ``make run``'s budget (video_realism and clap_score beat it in 4 of 4
+    variant x seed cells, clip_score in 3, audio_realism and av_offset in 2).
     """
 
     steps: int = option(12, "optimizer steps (= RL iterations) per run")
