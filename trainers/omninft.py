@@ -20,7 +20,8 @@ policy and the evaluation EMA.
 
 Departures from the released code, on purpose: one optimizer step per RL step (the gradient is
 accumulated over ``train_timesteps`` noise levels); each sample is trained at its own random
-subset of the highest-noise sampler sigmas; NaN rewards are excluded (advantage 0) and counted,
+subset of the highest-noise sampler sigmas, its audio stream at a low sigma of its own
+(``train.audio_sigmas``); NaN rewards are excluded (advantage 0) and counted,
 not replaced by a failure value; randomness is drawn from per-step seeded generators, so a run
 killed at any point resumes to bit-identical weights on CPU.
 
