@@ -31,6 +31,7 @@ __all__ = ["AVClip", "MediaError", "read_clip", "write_clip", "read_audio", "wri
 # 15 repeats, 2026-12-03), which made the evaluation of one set of clips irreproducible; without
 # it, 0 of 31 differed.
 H264_OPTIONS = {"preset": "veryfast", "x264-params": "mbtree=0"}
+DEFAULT_CRF = 18
 
 
 class MediaError(Exception):
@@ -291,7 +292,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     return path
 
 
-def writer_settings(crf: int = 18) -> dict[str, Any]:
+def writer_settings(crf: int = DEFAULT_CRF) -> dict[str, Any]:
     """What decides the decoded pixels of a clip :func:`write_clip` writes: the H.264 options and
     the PyAV / FFmpeg library versions.  Folders of written clips are stamped with it, so a
     folder written with other settings is recognised and rewritten rather than silently reused."""
@@ -305,7 +306,7 @@ def writer_settings(crf: int = 18) -> dict[str, Any]:
     }
 
 
-def write_clip(path: str | Path, clip: AVClip, *, wav: bool = True, crf: int = 18) -> Path:
+def write_clip(path: str | Path, clip: AVClip, *, wav: bool = True, crf: int = DEFAULT_CRF) -> Path:
     """Write ``clip`` as an H.264 (yuv420p) + AAC mp4; with ``wav``, also ``path.with_suffix('.wav')``.
 
     Odd frame sizes are padded by one pixel (yuv420p needs even sizes).  The mp4 plays in
