@@ -41,7 +41,7 @@ def test_default_departures():
         "video: the 3 highest of 10 (1, 0.9, 0.8); audio: its own level, one of 0.4, 0.3, 0.2")
     assert r["fine-tuning"].ours == "full"
     assert r["rewards (weights)"].ours == (
-        "audio_realism 0.5, av_offset 1, clap_score 1, clip_score 1, video_realism 0.5")
+        "audio_realism 1, clap_score 1, clip_score 1, javis_score 1, video_realism 1")
     assert all(row.why for row in r.values() if row.departs)
 
 

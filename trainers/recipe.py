@@ -101,7 +101,9 @@ _SPECS: tuple[_Spec, ...] = (
      "sync: Synchformer DeSync as 1/(1+d) 1.0", NOT_SET,
      lambda p: True,
      "no pretrained reward models offline: SynthBind encoders and weight-free metrics, "
-     "one of each modality role (text-video, video realism, text-audio, audio realism, sync)"),
+     "one of each modality role (text-video, video realism, text-audio, audio realism, sync); "
+     "sync is javis_score because the weight-free DeSync stand-in av_offset was not learnable "
+     "at this budget (README, \"Which sync reward\")"),
     ("fine-tuning",
      _fine_tuning,
      "LoRA r=32, alpha 64", NOT_SET,
