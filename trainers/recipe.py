@@ -103,7 +103,7 @@ _SPECS: tuple[_Spec, ...] = (
      "no pretrained reward models offline: SynthBind encoders and weight-free metrics, "
      "one of each modality role (text-video, video realism, text-audio, audio realism, sync); "
      "sync is javis_score because the weight-free DeSync stand-in av_offset was not learnable "
-     "at this budget (README, \"Which sync reward\")"),
+     "at this budget (README: Which sync reward)"),
     ("fine-tuning",
      _fine_tuning,
      "LoRA r=32, alpha 64", NOT_SET,
