@@ -68,7 +68,7 @@ __all__ = ["OmniNFTConfig", "StepLog", "Variant", "train", "trainable_sigmas"]
 class OmniNFTConfig:
     """Hyperparameters of one RL run (``train.*`` keys of ``omninft_bench.run``).
 
-    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-32 min
+    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-33 min
     measured on different days): 12 steps of 4 prompts x 8 clips, one trained noise level per
     sample and stream, the released lr 3e-5.
 
