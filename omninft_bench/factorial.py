@@ -14,9 +14,20 @@ or a product of factors for an interaction) is
 * two-way interaction AB = mean(y | c_A c_B = +1) - mean(y | c_A c_B = -1)
   = 1/2 * [(effect of A with B on) - (effect of A with B off)].
 
-Uncertainty is taken over seeds, not over cells: the effect is computed within each seed (so that
-anything shared by all cells of a seed cancels), then summarised as mean +- Student-t interval
-over the seeds.  All functions are pure.
+Uncertainty comes from the seeds (the replicates), analysed as a randomized complete block design
+with the seed as the block (Montgomery ch. 7: a replicated 2^k run in blocks).  The effect is
+the contrast over every cell of every seed (the mean of the per-seed effects), and its standard
+error comes from the residual of the additive model y[seed, cell] = seed effect + cell effect,
+
+    MSE = sum (y[s, c] - mean_c y[s, .] - mean_s y[., c] + mean y)^2 / ((r - 1)(2^k - 1)),
+    SE(effect) = 2 sqrt(MSE / (r 2^k)),    CI = effect +- t_{(r-1)(2^k-1)} SE,
+
+with r complete seeds.  The seed x cell interaction is the error: every effect shares it, which
+assumes the effects vary from seed to seed by similar amounts.  Blocking by seed is right both
+when the cells of a seed share their prompts and noise (common random numbers: whatever the
+seed shares cancels) and when every run draws its own (then the block costs r - 1 degrees of
+freedom and nothing else).  With 2 seeds the error has 7 degrees of freedom (t = 2.36), where
+a t interval over the two per-seed effects alone would have 1 (t = 12.7).  All functions are pure.
 
 Floating-point noise: a contrast, mean or standard deviation smaller than ``REL_EPS`` times the
 largest magnitude it was computed from is reported as exactly 0, so that a report never states
@@ -42,6 +53,7 @@ __all__ = [
     "all_terms",
     "cells",
     "effect",
+    "blocked_error",
     "effect_over_seeds",
     "factorial_effects",
     "missing_cells",
@@ -88,6 +100,7 @@ class EffectEstimate:
     term: tuple[str, ...]
     estimate: TInterval
     per_seed: dict[int, float]
+    df: int = 0  # degrees of freedom of the interval's error term (0 = no interval)
 
     @property
     def name(self) -> str:
@@ -181,19 +194,45 @@ def effect(values: Mapping[Cell, float], term: Sequence[str], factors: Sequence[
     return _snap(2.0 * math.fsum(terms) / len(all_cells), scale)
 
 
+def blocked_error(by_seed: Mapping[int, Mapping[Cell, float]], factors: Sequence[str] = FACTORS) -> tuple[float, int]:
+    """Residual mean square of the blocked factorial (seed x cell interaction) and its degrees of
+    freedom, ``(nan, 0)`` with fewer than two seeds.  Every seed must have every cell."""
+    seeds = sorted(by_seed)
+    all_cells = cells(factors)
+    y = np.array([[float(by_seed[s][c]) for c in all_cells] for s in seeds], dtype=np.float64)
+    r, m = y.shape
+    if r < 2:
+        return math.nan, 0
+    resid = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    df = (r - 1) * (m - 1)
+    mse = float((resid**2).sum()) / df
+    scale = float(np.abs(y).max()) ** 2
+    return (0.0 if mse <= REL_EPS * scale else mse), df
+
+
 def effect_over_seeds(
     by_seed: Mapping[int, Mapping[Cell, float]],
     term: Sequence[str],
     factors: Sequence[str] = FACTORS,
     confidence: float = 0.95,
 ) -> EffectEstimate:
-    """Effect per seed (seeds with an incomplete factorial are left out), then a t interval."""
-    per_seed = {
-        seed: effect(values, term, factors)
-        for seed, values in sorted(by_seed.items())
-        if not missing_cells(values, factors)
-    }
-    return EffectEstimate(tuple(term), t_interval(list(per_seed.values()), confidence), per_seed)
+    """Effect per seed and its blocked-design t interval (see the module docstring); seeds with
+    an incomplete factorial are left out.  One complete seed gives the effect without an interval."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    complete = {seed: values for seed, values in sorted(by_seed.items()) if not missing_cells(values, factors)}
+    per_seed = {seed: effect(values, term, factors) for seed, values in complete.items()}
+    r = len(per_seed)
+    if r == 0:
+        return EffectEstimate(tuple(term), TInterval(None, None, None, 0), per_seed)
+    scale = max(abs(float(v)) for values in complete.values() for v in values.values())
+    mean = _snap(math.fsum(per_seed.values()) / r, scale)
+    if r == 1:
+        return EffectEstimate(tuple(term), TInterval(mean, None, None, 1), per_seed)
+    mse, df = blocked_error(complete, factors)
+    se = 2.0 * math.sqrt(mse / (r * len(cells(factors))))
+    half = float(stats.t.ppf((1.0 + confidence) / 2.0, df)) * se
+    return EffectEstimate(tuple(term), TInterval(mean, mean - half, mean + half, r), per_seed, df)
 
 
 def factorial_effects(

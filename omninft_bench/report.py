@@ -473,6 +473,7 @@ def _effects(children: pd.DataFrame, metrics: list[dict]) -> dict:
     variants = children[children[f"tags.{ROLE_TAG}"] == "variant"]
     by_metric = []
     seeds_used: set[int] = set()
+    df = 0
     reason = ""
     for m in metrics:
         col = f"metrics.eval/{m['name']}"
@@ -495,13 +496,14 @@ def _effects(children: pd.DataFrame, metrics: list[dict]) -> dict:
         seeds_used |= set(complete)
         effects = []
         for e in factorial_effects(complete, FACTORS, max_order=2, confidence=CONFIDENCE):
+            df = max(df, e.df)
             better = None
             if e.sign and m["higher_is_better"] is not None:
                 better = (e.sign > 0) == m["higher_is_better"]
             effects.append({
                 "name": e.name, "term": list(e.term), "order": e.order,
                 "mean": e.estimate.mean, "ci_low": e.estimate.ci_low, "ci_high": e.estimate.ci_high,
-                "half_width": e.estimate.half_width, "n": e.estimate.n,
+                "half_width": e.estimate.half_width, "n": e.estimate.n, "df": e.df,
                 "per_seed": {str(k): v for k, v in e.per_seed.items()},
                 "sign": e.sign, "excludes_zero": e.excludes_zero, "better": better,
                 "verb": {1: "raises", -1: "lowers", 0: "does not change"}[e.sign],
@@ -513,6 +515,7 @@ def _effects(children: pd.DataFrame, metrics: list[dict]) -> dict:
         "reason": "" if by_metric else (reason or "no variant runs carry the switch tags"),
         "factors": list(FACTORS),
         "seeds": sorted(seeds_used),
+        "df": df,
         "by_metric": by_metric,
     }
 
@@ -586,6 +589,12 @@ def _recipe(parent: pd.Series | None) -> list[dict]:
 CHANGE_VERDICTS = ("better", "worse", "higher", "lower", "no clear change", "one run", "not compared")
 
 
+def _data_stream(row: pd.Series) -> str:
+    """The run's replicate key: its ``data_seed`` tag; runs logged before that tag existed
+    shared their seed's prompts and noise, so their seed is the key."""
+    return _tag(row, "data_seed") or f"seed {int(row['_seed'])}"
+
+
 def _change_verdict(ci: TInterval, higher_is_better: bool | None) -> str:
     """``better``/``worse`` when the interval excludes zero (``higher``/``lower`` when the
     metric's direction is unknown), ``no clear change`` when it holds zero, ``one run`` without one."""
@@ -609,9 +618,12 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
     is the base run's (the mean, should there be several base runs); it is a constant in every
     difference, so the t interval is over the RL runs only (training seeds and variants).
 
-    ``per_seed`` (mean change over the variants of one training seed) shows what the pooled
-    interval hides: runs that share a seed need not be independent replicates, and ``seeds_agree``
-    is False when the per-seed means do not all have the pooled mean's sign.
+    The replicate is the run's data stream (its ``data_seed`` tag, :func:`trainers.ablation.data_seed`):
+    runs that drew the same prompts and noise are averaged into one replicate before the t
+    interval, so runs that share their seed's draws (``streams=per_seed``, and every run logged
+    before the tag existed) count once per seed, not once per run.  ``per_seed`` (mean change
+    over the variants of one seed) and ``seeds_agree`` (False when the per-seed means do not
+    all have the pooled mean's sign) show how the seeds compare.
     """
     role = children[f"tags.{ROLE_TAG}"]
     base, variants = children[role == "base"], children[role == "variant"].sort_values("_seed")
@@ -627,30 +639,35 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
     if base.empty or variants.empty:
         return {**result, "reason": "no base run" if base.empty else "no variant runs"}
     rows = []
+    shared = False  # some runs share a data stream (counted as one replicate)
     ordered = [m for m in metrics if m["name"] in weights] + [m for m in metrics if m["name"] not in weights]
     for m in ordered:
         col = f"metrics.eval/{m['name']}"
         base_values = [v for v in (_value(r, col) for _, r in base.iterrows()) if v is not None]
         base_value = math.fsum(base_values) / len(base_values) if base_values else None
-        diffs = []  # (variant, seed, run value - base value)
+        diffs = []  # (variant, seed, data stream, run value - base value)
         if base_value is not None:
             for _, r in variants.iterrows():
                 value = _value(r, col)
                 if value is not None:
-                    diffs.append((r["_variant"], int(r["_seed"]), value - base_value))
+                    diffs.append((r["_variant"], int(r["_seed"]), _data_stream(r), value - base_value))
         per_variant = []
         for variant in order:
-            ci = t_interval([d for v, _, d in diffs if v == variant], CONFIDENCE)
+            ci = t_interval([d for v, *_, d in diffs if v == variant], CONFIDENCE)
             per_variant.append({"variant": variant, "mean": ci.mean, "half_width": ci.half_width, "n": ci.n})
-        by_seed = {s: [d for _, seed, d in diffs if seed == s] for s in result["seeds"]}
+        by_seed = {s: [d for _, seed, _, d in diffs if seed == s] for s in result["seeds"]}
         per_seed = {str(s): math.fsum(ds) / len(ds) for s, ds in by_seed.items() if ds}
-        ci = t_interval([d for _, _, d in diffs], CONFIDENCE)
+        replicates: dict[str, list[float]] = {}
+        for *_, stream, d in diffs:
+            replicates.setdefault(stream, []).append(d)
+        ci = t_interval([math.fsum(ds) / len(ds) for ds in replicates.values()], CONFIDENCE)
+        shared = shared or any(len(ds) > 1 for ds in replicates.values())
         agree = None if ci.mean is None or len(per_seed) < 2 else all(x * ci.mean > 0 for x in per_seed.values())
         rows.append({
             "name": m["name"], "higher_is_better": m["higher_is_better"],
             "rewarded": m["name"] in weights, "weight": weights.get(m["name"]), "base": base_value,
             "mean": ci.mean, "ci_low": ci.ci_low, "ci_high": ci.ci_high, "half_width": ci.half_width,
-            "n": ci.n, "verdict": _change_verdict(ci, m["higher_is_better"]),
+            "n": ci.n, "n_runs": len(diffs), "verdict": _change_verdict(ci, m["higher_is_better"]),
             "per_seed": per_seed, "seeds_agree": agree, "per_variant": per_variant,
         })
     summary = []
@@ -661,7 +678,7 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
                 {k: r[k] for k in ("name", "mean", "ci_low", "ci_high", "n", "per_seed", "seeds_agree")}
                 for r in named
             ]})
-    return {**result, "available": True, "rows": rows, "summary": summary}
+    return {**result, "available": True, "rows": rows, "summary": summary, "shared_streams": shared}
 
 
 def _validity(data: Mapping[str, Any] | None, source: str) -> dict:

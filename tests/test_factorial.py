@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from omninft_bench.factorial import (
     FACTORS,
@@ -81,7 +83,7 @@ def test_t_interval_degenerate_cases():
         t_interval([1.0, 2.0], confidence=1.5)
 
 
-def test_effect_over_seeds_is_t_interval_of_per_seed_effects():
+def test_effect_over_seeds_by_hand():
     # Seed offsets cancel within a seed; the routing effect is 0.28 on seed 0 and 0.32 on seed 1.
     by_seed = {
         seed: {c: 1.0 + 10.0 * seed + (0.28 if seed == 0 else 0.32) * c[0] for c in cells()}
@@ -90,9 +92,39 @@ def test_effect_over_seeds_is_t_interval_of_per_seed_effects():
     est = effect_over_seeds(by_seed, ("routing",))
     assert est.per_seed == {0: pytest.approx(0.28), 1: pytest.approx(0.32)}
     assert est.estimate.mean == pytest.approx(0.30)
-    assert est.estimate.half_width == pytest.approx(12.706204736174698 * 0.02)
-    # 0.30 - 12.706 * 0.02 = 0.0459 > 0: the interval excludes zero
+    # y[s, c] = a_s + b_s * routing: the residual of seed + cell is (b_s - 0.30)(routing - 1/2)
+    # = +-0.01 in all 16 runs, so MSE = 16 * 1e-4 / 7 (df = (2 - 1)(8 - 1)) and
+    # SE = 2 sqrt(MSE / 16); t_{0.975, 7} = 2.364624.
+    mse = 16 * 1e-4 / 7
+    assert est.df == 7
+    assert est.estimate.half_width == pytest.approx(2.3646242510102993 * 2 * math.sqrt(mse / 16))
     assert est.excludes_zero is True
+
+
+def test_effect_interval_matches_least_squares_with_seed_blocks():
+    # Reference: ordinary least squares on [seed dummies | +-1 codes of every factorial term];
+    # the effect is twice the term's coefficient, its SE twice the coefficient's SE.
+    rng = np.random.default_rng(3)
+    terms = all_terms(max_order=3)
+    seeds = (0, 1, 2)
+    by_seed = {s: {c: float(rng.normal(0.1 * s, 1.0) + 0.5 * c[0]) for c in cells()} for s in seeds}
+    rows, y = [], []
+    for s in seeds:
+        for c in cells():
+            codes = [math.prod(1.0 if c[FACTORS.index(f)] else -1.0 for f in t) for t in terms]
+            rows.append([float(s == k) for k in seeds] + codes)
+            y.append(by_seed[s][c])
+    x, y = np.array(rows), np.array(y)
+    beta, rss, *_ = np.linalg.lstsq(x, y, rcond=None)
+    df = len(y) - x.shape[1]
+    cov = float(rss[0]) / df * np.linalg.inv(x.T @ x)
+    t = scipy_stats.t.ppf(0.975, df)
+    for i, term in enumerate(terms):
+        est = effect_over_seeds(by_seed, term)
+        k = len(seeds) + i
+        assert est.df == df == 14
+        assert est.estimate.mean == pytest.approx(2 * beta[k])
+        assert est.estimate.half_width == pytest.approx(t * 2 * math.sqrt(cov[k, k]))
 
 
 def test_incomplete_factorial():

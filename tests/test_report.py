@@ -8,6 +8,8 @@ effects are known, per-step curves, results.json with by_category, and tiny real
 
 from __future__ import annotations
 
+import math
+
 import html
 import itertools
 import json
@@ -45,6 +47,7 @@ SEEDS = (0, 1)
 XSS_PROMPT = '<script>alert("pwned")</script> a dog | barks *loudly* [x](y)'
 T_975_1 = 12.706204736174698  # Student t quantile, 0.975, 1 degree of freedom
 T_975_3 = 3.182446305284263  # 0.975, 3 degrees of freedom
+T_975_7 = 2.3646242510102993  # 0.975, 7 degrees of freedom: 2 seeds x 8 cells, blocked
 VALIDITY = {
     "synth_offset": {"audio_shift": {"spearman": 0.93, "expected": "+", "pass": True},
                      "blur": {"spearman": 0.05, "expected": "0", "pass": True}},
@@ -144,6 +147,7 @@ def build_experiment(root: Path, n_samples: int = 2, placebo_with_nft: bool = Fa
         tags = {"mlflow.parentRunId": pid, "omninft.role": role, "variant": name, "seed": str(seed), "git_commit": "0123abc"}
         if cell is not None:
             tags.update({f: str(v).lower() for f, v in zip(FACTORS, cell, strict=True)}, advantage=advantage)
+            tags["data_seed"] = f"{name}/{seed}"  # streams=per_run: every run draws its own data
         run_id = client.create_run(exp_id, run_name=f"{name}-s{seed}", tags=tags).info.run_id
         metrics = []
         for m, v in values.items():
@@ -271,7 +275,10 @@ def test_main_effects_recover_planted_effects(rendered):
     q = {n: _effect(data, "synth_quality", n) for n in ("routing", "surgery", "reweighting")}
     assert q["routing"]["per_seed"] == {"0": pytest.approx(0.28), "1": pytest.approx(0.32)}
     assert q["routing"]["mean"] == pytest.approx(0.30)
-    assert q["routing"]["half_width"] == pytest.approx(T_975_1 * 0.02)
+    # seed x cell residual: +-0.01 in all 16 runs (the +-0.02 routing term), MSE = 16e-4 / 7,
+    # SE = 2 sqrt(MSE / 16) = 0.02 / sqrt(7)
+    assert data["effects"]["df"] == 7 and q["routing"]["df"] == 7
+    assert q["routing"]["half_width"] == pytest.approx(T_975_7 * 0.02 / math.sqrt(7))
     assert q["surgery"]["mean"] == pytest.approx(0.10)
     assert q["reweighting"]["mean"] == pytest.approx(-0.05) and q["reweighting"]["sign"] == -1
     assert _effect(data, "synth_quality", "routing × surgery")["mean"] == pytest.approx(0.04)
@@ -431,10 +438,14 @@ def test_fallback_branches_render(rendered):
 # Change from the base model
 
 
-def _runs(rows: list[tuple[str, str, int, dict[str, float]]]) -> pd.DataFrame:
-    """Children as :func:`omninft_bench.report._select` leaves them: (role, variant, seed, eval metrics)."""
+def _runs(rows: list[tuple[str, str, int, dict[str, float]]], per_run: bool = True) -> pd.DataFrame:
+    """Children as :func:`omninft_bench.report._select` leaves them: (role, variant, seed, eval metrics).
+
+    ``per_run``: each run carries its own ``data_seed`` tag; otherwise none does (runs logged
+    before the tag, which shared their seed's prompts and noise)."""
     return pd.DataFrame([
         {"tags.omninft.role": role, "_variant": variant, "_seed": seed,
+         **({"tags.data_seed": f"{variant}/{seed}"} if per_run else {}),
          **{f"metrics.eval/{m}": v for m, v in values.items()}}
         for role, variant, seed, values in rows
     ])
@@ -480,6 +491,26 @@ def test_change_from_base_hand_computed():
     assert [(g["verdict"], [x["name"] for x in g["metrics"]]) for g in change["summary"]] == [
         ("better", ["q"]), ("no clear change", ["flat"]),
     ]
+
+
+def test_change_from_base_counts_shared_streams_once_per_seed():
+    # Without data_seed tags the variants of a seed shared its prompts and noise: one replicate
+    # per seed.  flat: seed 0 runs +0.1, +0.2 (mean +0.15), seed 1 -0.1, -0.2 (mean -0.15), so
+    # s = 0.15 * sqrt(2) and the half-width is t(.975, 1) * s / sqrt(2) = t * 0.15.
+    rows = [
+        ("base", "base", 1234, {"flat": 0.0}),
+        ("variant", "a", 0, {"flat": 0.1}), ("variant", "a", 1, {"flat": -0.1}),
+        ("variant", "b", 0, {"flat": 0.2}), ("variant", "b", 1, {"flat": -0.2}),
+    ]
+    metrics = [{"name": "flat", "higher_is_better": True}]
+    shared = _change_from_base(_runs(rows, per_run=False), metrics, {})
+    (row,) = shared["rows"]
+    assert shared["shared_streams"] is True and (row["n"], row["n_runs"]) == (2, 4)
+    assert row["half_width"] == pytest.approx(T_975_1 * 0.15)
+    independent = _change_from_base(_runs(rows), metrics, {})
+    (row,) = independent["rows"]
+    assert independent["shared_streams"] is False and (row["n"], row["n_runs"]) == (4, 4)
+    assert row["half_width"] == pytest.approx(T_975_3 * (0.1 / 3) ** 0.5 / 2)  # sum of squares 0.1
 
 
 def test_change_from_base_without_interval_or_base():

@@ -40,6 +40,8 @@ def test_mlflow_layout(smoke) -> None:
     assert {full.data.tags[k] for k in ("routing", "surgery", "reweighting")} == {"true"}
     assert {by_variant["gdpo"].data.tags[k] for k in ("routing", "surgery", "reweighting")} == {"false"}
     assert full.data.tags["git_commit"] and full.data.tags["seed"] == "0"
+    # streams=per_run: the two variants of seed 0 drew different prompts and noise
+    assert full.data.tags["data_seed"] == full.data.params["data_seed"] != by_variant["gdpo"].data.tags["data_seed"]
     assert full.data.params["train.steps"] == "2"
     for name in ("eval/av_offset", "eval/av_align", "eval/motion_smoothness", "eval/temporal_flickering"):
         assert name in full.data.metrics and name in by_variant["base"].data.metrics

@@ -13,7 +13,7 @@ import torch
 from omninft_bench.metrics.base import PerSampleMetric
 from omninft_bench.metrics.registry import MetricSpec
 from omninft_bench.rewards import MetricReward
-from trainers.ablation import expand_ablation, variant_from_name
+from trainers.ablation import data_seed, expand_ablation, variant_from_name
 from trainers.backbone import Backbone, TinyConfig
 from trainers.omninft import OmniNFTConfig, StepLog, Variant, train
 from trainers.sampling import SamplerConfig
@@ -147,3 +147,13 @@ def test_ablation_grid() -> None:
     ]
     with pytest.raises(ValueError, match="Did you mean omninft"):
         variant_from_name("omnift")
+
+
+def test_data_seed_per_run_and_per_seed() -> None:
+    names = [v.name for v in expand_ablation("all")] + ["nft"]
+    per_run = {(n, s): data_seed(n, s) for n in names for s in (0, 1, 2)}
+    assert len(set(per_run.values())) == len(per_run)  # every run its own prompts and noise
+    assert all(data_seed(n, s) == v for (n, s), v in per_run.items())  # stable: resume finds the same
+    assert {data_seed(n, 3, "per_seed") for n in names} == {3}  # shared by the variants of a seed
+    with pytest.raises(ValueError, match="per_run, per_seed"):
+        data_seed("gdpo", 0, "shared")

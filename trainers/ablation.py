@@ -11,13 +11,36 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import zlib
 from collections.abc import Sequence
+
+import numpy as np
 
 from trainers.omninft import Variant
 
-__all__ = ["SWITCHES", "expand_ablation", "variant_from_name", "variant_name"]
+__all__ = ["STREAMS", "SWITCHES", "data_seed", "expand_ablation", "variant_from_name", "variant_name"]
 
 SWITCHES = ("routing", "surgery", "reweighting")
+STREAMS = ("per_run", "per_seed")
+
+
+def data_seed(variant: str, seed: int, streams: str = "per_run") -> int:
+    """The seed of one run's training prompts, rollout noise and training noise.
+
+    ``per_run``: every variant x seed run draws its own (a stable hash of the variant's name
+    and the seed), so the runs are independent replicates and an interval over all of them is
+    an interval over training noise.  ``per_seed``: the variants of one seed share the seed's
+    draws (common random numbers), which sharpens the contrasts between variants but leaves
+    only as many independent replicates of "RL against the base" as there are seeds.
+
+    The report groups runs by this value (the ``data_seed`` tag): runs that share it count as
+    one replicate.
+    """
+    if streams == "per_seed":
+        return int(seed)
+    if streams != "per_run":
+        raise ValueError(f"streams={streams!r}; use one of {', '.join(STREAMS)}")
+    return int(np.random.SeedSequence([int(seed), zlib.crc32(variant.encode())]).generate_state(1)[0])
 
 
 def variant_name(routing: bool, surgery: bool, reweighting: bool) -> str:

@@ -35,7 +35,7 @@ from omninft_bench.media import AVClip, writer_settings
 from omninft_bench.metrics import ALL_ENCODER_METRICS, EvalContext
 from omninft_bench.rewards import make_rewards
 from omninft_bench.tracking import run_context
-from trainers.ablation import expand_ablation
+from trainers.ablation import STREAMS, data_seed, expand_ablation
 from trainers.backbone import Backbone
 from trainers.omninft import OmniNFTConfig, StepLog, Variant, train
 from trainers.sampling import SamplerConfig, sample
@@ -79,6 +79,7 @@ class AblationConfig(CommonConfig):
     out: str = option("outputs/ablation", "output folder (reference clips, checkpoints, evaluations, report)")
     ablation: Any = option("all", "all | none | full | loo | a list of variants, e.g. [gdpo,omninft,nft]")
     seeds: list[int] = option([0, 1], "seeds; every variant runs once per seed")
+    streams: str = option("per_run", "per_run: each variant x seed run draws its own prompts and noise (independent replicates); per_seed: the variants of a seed share them (see trainers.ablation.data_seed)")
     preset: str = option("default", "default | smoke (tiny sizes, gdpo and omninft only, for tests)")
     experiment: str = option("omninft-default", "MLflow experiment")
     resume: bool = option(False, "continue the newest unfinished ablation of this experiment")
@@ -89,6 +90,10 @@ class AblationConfig(CommonConfig):
     eval: EvalSettings = option(EvalSettings(), "final evaluation")
     backbone: BackboneSettings = option(BackboneSettings(), "backbone")
     encoders: EncodersConfig = option(EncodersConfig(), "encoder backends")
+
+    def __post_init__(self) -> None:
+        if self.streams not in STREAMS:
+            raise ValueError(f"streams={self.streams!r}; use one of {', '.join(STREAMS)}")
 
 
 SMOKE_PRESET = [
@@ -355,8 +360,8 @@ def train_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, log
     backbone = load_backbone(cfg)
     weights = {name: float(w) for name, w in cfg.rewards.items()}
     run_dir = Path(cfg.out) / "runs" / variant.name / f"seed{seed}"
-    return train(backbone, variant, cfg.train, rewards, weights, seed=seed, run_dir=run_dir, resume=resume,
-                 log=log, progress=cfg.progress)
+    return train(backbone, variant, cfg.train, rewards, weights, seed=data_seed(variant.name, seed, cfg.streams),
+                 run_dir=run_dir, resume=resume, log=log, progress=cfg.progress, label=f"{variant.name} seed {seed}")
 
 
 def run_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, eval_refs, reference_dir: Path,
@@ -365,11 +370,13 @@ def run_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, eval_
     from omninft_bench.tracking import log_metrics, log_params
 
     run_tags = {**tags, "omninft.role": "variant", "variant": variant.name, "seed": str(seed),
+                "data_seed": str(data_seed(variant.name, seed, cfg.streams)),
                 **{k: str(v).lower() for k, v in variant.switches().items()}, "advantage": variant.advantage}
     with run_context(run_id=prior_id, run_name=f"{variant.name} seed {seed}", nested=True, tags=run_tags):
         if prior_id is None:
             params = flatten({"train": dataclasses.asdict(cfg.train), "rewards": cfg.rewards})
             log_params({**params, **variant.switches(), "variant": variant.name, "seed": seed,
+                        "data_seed": data_seed(variant.name, seed, cfg.streams),
                         "advantage": variant.advantage})
 
         # A resumed run recomputes the steps since its last checkpoint; those logged before the

@@ -328,8 +328,13 @@ def train(
     resume: bool = False,
     log: Callable[[StepLog], None] | None = None,
     progress: bool = True,
+    label: str | None = None,
 ) -> tuple[Backbone, EMA]:
-    """Post-train ``backbone`` in place with one variant; returns it and its evaluation EMA."""
+    """Post-train ``backbone`` in place with one variant; returns it and its evaluation EMA.
+
+    ``seed`` decides everything random in the run: its prompts, rollout noise and training noise
+    (the ablation passes :func:`trainers.ablation.data_seed`).  ``label`` names the progress bar.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(seed)
     acc = Accelerator(cpu=not torch.cuda.is_available())
@@ -359,7 +364,7 @@ def train(
     trainable = trainable_sigmas(cfg)
     audio_trainable = audio_trainable_sigmas(cfg)
     g = cfg.group_size
-    bar = tqdm(range(start, cfg.steps), desc=f"{variant.name} seed {seed}", disable=not progress or not acc.is_main_process,
+    bar = tqdm(range(start, cfg.steps), desc=label or f"{variant.name} seed {seed}", disable=not progress or not acc.is_main_process,
                initial=start, total=cfg.steps)
     for step in bar:
         t0 = time.perf_counter()
