@@ -8,11 +8,10 @@ effects are known, per-step curves, results.json with by_category, and tiny real
 
 from __future__ import annotations
 
-import math
-
 import html
 import itertools
 import json
+import math
 import os
 import re
 import shutil
