@@ -43,18 +43,20 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from omninft_bench.config import DEFAULT_TRACKING_URI, CommonConfig, option, parse_cli
 from omninft_bench.factorial import FACTORS, TInterval, factorial_effects, missing_cells, t_interval
+from omninft_bench.stats import two_way_bootstrap_mean
 
 __all__ = [
     "ReportConfig",
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 CONFIDENCE = 0.95
+N_TWO_WAY = 2000  # resamples of the change-from-base interval over replicates and prompts
 ROLE_TAG = "omninft.role"
 COMMAND_TAG = "omninft.command"
 # Names of JavisBench's category columns (omninft_bench.data.layout.JAVISBENCH_CATEGORIES).
@@ -610,7 +613,43 @@ def _change_verdict(ci: TInterval, higher_is_better: bool | None) -> str:
     return "better" if up == higher_is_better else "worse"
 
 
-def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapping[str, float]) -> dict:
+PerSample = Mapping[str, Mapping[int, Mapping[str, Any]]]  # run id -> prompt index -> metric -> value
+
+
+def _per_sample_rows(text: str | None) -> dict[int, dict[str, Any]]:
+    """``eval/per_sample.jsonl`` as ``{prompt index: record}`` (empty when the run has none)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for line in (text or "").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            rows[int(record["index"])] = record
+    return rows
+
+
+def _prompt_matrix(base_ids: Sequence[str], replicates: Mapping[str, Sequence[str]], metric: str,
+                   per_sample: PerSample) -> np.ndarray | None:
+    """``[replicates, prompts]`` matrix of run value minus base value per evaluation prompt (the
+    runs of a replicate averaged), over the prompts every run and the base scored; None when a
+    run has no per-sample values of ``metric``."""
+    def values(run_id: str) -> dict[int, float] | None:
+        rows = per_sample.get(run_id) or {}
+        out = {i: float(r[metric]) for i, r in rows.items() if isinstance(r.get(metric), int | float)}
+        return out or None
+
+    base = [values(b) for b in base_ids]
+    runs = {k: [values(r) for r in ids] for k, ids in replicates.items()}
+    if any(v is None for v in base) or any(v is None for ids in runs.values() for v in ids):
+        return None
+    common = set.intersection(*(set(v) for v in base), *(set(v) for ids in runs.values() for v in ids))
+    if not common:
+        return None
+    idx = sorted(common)
+    base_row = np.mean([[v[i] for i in idx] for v in base], axis=0)
+    return np.array([np.mean([[v[i] for i in idx] for v in ids], axis=0) - base_row for ids in runs.values()])
+
+
+def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapping[str, float],
+                      per_sample: PerSample | None = None) -> dict:
     """Run value minus base value, per metric: over all variant x seed runs, and per variant.
 
     ``rewards`` is ``{name: weight}`` (:func:`_reward_weights`); a metric with a nonzero weight
@@ -624,6 +663,11 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
     before the tag existed) count once per seed, not once per run.  ``per_seed`` (mean change
     over the variants of one seed) and ``seeds_agree`` (False when the per-seed means do not
     all have the pooled mean's sign) show how the seeds compare.
+
+    With ``per_sample`` (run id -> the run's ``eval/per_sample.jsonl``), per-sample metrics also
+    get ``ci2_low``/``ci2_high``/``verdict2``: a two-way bootstrap over replicates and evaluation
+    prompts (:func:`~omninft_bench.stats.two_way_bootstrap_mean`), which also counts the luck of
+    the prompts and sampling noise that every run shares.
     """
     role = children[f"tags.{ROLE_TAG}"]
     base, variants = children[role == "base"], children[role == "variant"].sort_values("_seed")
@@ -662,12 +706,24 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
             replicates.setdefault(stream, []).append(d)
         ci = t_interval([math.fsum(ds) / len(ds) for ds in replicates.values()], CONFIDENCE)
         shared = shared or any(len(ds) > 1 for ds in replicates.values())
+        two_way = TInterval(None, None, None, 0)
+        if per_sample is not None and diffs:
+            run_ids: dict[str, list[str]] = {}
+            for _, r in variants.iterrows():
+                if _value(r, col) is not None:
+                    run_ids.setdefault(_data_stream(r), []).append(str(r["run_id"]))
+            matrix = _prompt_matrix([str(b) for b in base["run_id"]], run_ids, m["name"], per_sample)
+            if matrix is not None:
+                est = two_way_bootstrap_mean(matrix, n_resamples=N_TWO_WAY, confidence=CONFIDENCE, seed=0)
+                two_way = TInterval(est.value, est.ci_low, est.ci_high, est.n)
         agree = None if ci.mean is None or len(per_seed) < 2 else all(x * ci.mean > 0 for x in per_seed.values())
         rows.append({
             "name": m["name"], "higher_is_better": m["higher_is_better"],
             "rewarded": m["name"] in weights, "weight": weights.get(m["name"]), "base": base_value,
             "mean": ci.mean, "ci_low": ci.ci_low, "ci_high": ci.ci_high, "half_width": ci.half_width,
             "n": ci.n, "n_runs": len(diffs), "verdict": _change_verdict(ci, m["higher_is_better"]),
+            "ci2_low": two_way.ci_low, "ci2_high": two_way.ci_high,
+            "verdict2": _change_verdict(two_way, m["higher_is_better"]) if two_way.ci_low is not None else None,
             "per_seed": per_seed, "seeds_agree": agree, "per_variant": per_variant,
         })
     summary = []
@@ -675,10 +731,12 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
         named = [r for r in rows if r["rewarded"] and r["verdict"] == verdict]
         if named:
             summary.append({"verdict": verdict, "metrics": [
-                {k: r[k] for k in ("name", "mean", "ci_low", "ci_high", "n", "per_seed", "seeds_agree")}
+                {k: r[k] for k in ("name", "mean", "ci_low", "ci_high", "n", "per_seed", "seeds_agree",
+                                   "ci2_low", "ci2_high", "verdict2")}
                 for r in named
             ]})
-    return {**result, "available": True, "rows": rows, "summary": summary, "shared_streams": shared}
+    return {**result, "available": True, "rows": rows, "summary": summary, "shared_streams": shared,
+            "two_way": any(r["verdict2"] is not None for r in rows)}
 
 
 def _validity(data: Mapping[str, Any] | None, source: str) -> dict:
@@ -903,10 +961,13 @@ def build_report_data(
     with _quiet_downloads(), tempfile.TemporaryDirectory(prefix="omninft-report-") as tmp_dir:
         tmp = Path(tmp_dir)
         results: dict[str, list[dict]] = {}
+        per_sample: dict[str, dict[int, dict[str, Any]]] = {}
         for _, r in children.iterrows():
-            res = _Artifacts(r, tracking_uri, tmp).json("eval/results.json")
+            run_artifacts = _Artifacts(r, tracking_uri, tmp)
+            res = run_artifacts.json("eval/results.json")
             if res is not None:
                 results.setdefault(r["_variant"], []).append(res)
+            per_sample[str(r["run_id"])] = _per_sample_rows(run_artifacts.text("eval/per_sample.jsonl"))
         parent_artifacts = None if parent is None else _Artifacts(parent, tracking_uri, tmp)
         validity_data, validity_source = _load_validity(validity, parent_artifacts)
         provenance = _provenance(parent, parent_artifacts, children)
@@ -919,6 +980,7 @@ def build_report_data(
         "tracking_uri": tracking_uri,
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "confidence": CONFIDENCE,
+        "n_two_way": N_TWO_WAY,
         "factors": list(FACTORS),
         "metrics": metrics,
         "table": {
@@ -927,7 +989,7 @@ def build_report_data(
         },
         "placebo": _placebo(parent),
         "recipe": _recipe(parent),
-        "change": _change_from_base(children, metrics, _reward_weights(parent)),
+        "change": _change_from_base(children, metrics, _reward_weights(parent), per_sample),
         "effects": _effects(children, metrics),
         "categories": _categories(results, order, metrics),
         "validity": _validity(validity_data, validity_source),

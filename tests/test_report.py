@@ -40,6 +40,7 @@ from omninft_bench.report import (
     render_report,
     render_template,
 )
+from omninft_bench.stats import two_way_bootstrap_mean
 
 EXPERIMENT = "ablation-test"
 SEEDS = (0, 1)
@@ -53,6 +54,7 @@ VALIDITY = {
     "synth_quality": {"audio_shift": {"spearman": -0.1, "expected": "0", "pass": True},
                       "blur": {"spearman": 0.4, "expected": "-", "pass": False}},
 }
+PROMPT_OFFSETS = (-0.3, 0.1, 0.1, 0.1)  # per-prompt deviations of every RL run (mean 0); the base has none
 CATEGORIES = {"cat2_ind": ("ambient", "speech"), "cat3_ind": ("single", "sequential")}  # JavisBench columns
 
 
@@ -159,6 +161,9 @@ def build_experiment(root: Path, n_samples: int = 2, placebo_with_nft: bool = Fa
                             for k in ("loss/total", "loss/video", "loss/audio", "loss/kl")]
         client.log_batch(run_id, metrics=metrics)
         client.log_dict(run_id, _results_json(values, 0.1 * sum(cell or ())), "eval/results.json")
+        offsets = PROMPT_OFFSETS if role == "variant" else (0.0,) * len(PROMPT_OFFSETS)
+        client.log_text(run_id, "".join(json.dumps({"index": i, **{m: v + o for m, v in values.items()}}) + "\n"
+                                        for i, o in enumerate(offsets)), "eval/per_sample.jsonl")
         if samples:
             for i, p in enumerate(prompts):
                 path = write_clip(media / f"{name}_{seed}" / f"sample_{i:04d}.mp4", _clip(i + 3 * (role == "base"), p))
@@ -546,6 +551,28 @@ def test_change_section_rendered(rendered):
     assert "- Improved beyond seed noise (the interval excludes zero on the better side): synth\\_offset (-0.295" in md
     assert page.index('id="results"') < page.index('<h2 id="change">') < page.index('id="effects"')
     assert '<a href="#change">' in page and '<span class="pass">better</span>' in page
+
+
+def test_change_over_seeds_and_prompts(rendered):
+    # Every run drew its own data (16 replicates); per prompt a run differs from the base by
+    # (run value - base value) + PROMPT_OFFSETS[prompt]: the two-way bootstrap of that matrix.
+    data, md = rendered["data"], rendered["md"]
+    change = data["change"]
+    assert change["two_way"] is True
+    diffs = []
+    for cell in itertools.product((False, True), repeat=3):
+        for seed in SEEDS:
+            diffs.append(planted(cell, seed)["synth_offset"] - 0.8)
+    matrix = np.array(diffs)[:, None] + np.array(PROMPT_OFFSETS)[None, :]
+    expected = two_way_bootstrap_mean(matrix, n_resamples=2000, confidence=0.95, seed=0)
+    first = change["rows"][0]
+    assert first["name"] == "synth_offset" and first["mean"] == pytest.approx(expected.value)
+    width = expected.ci_high - expected.ci_low  # the row order may differ: equal up to resampling noise
+    assert (first["ci2_low"], first["ci2_high"]) == pytest.approx((expected.ci_low, expected.ci_high), abs=0.02 * width)
+    # the prompts' spread widens the interval well beyond the one over runs alone
+    assert first["ci2_high"] - first["ci2_low"] > 2 * (first["ci_high"] - first["ci_low"])
+    assert first["verdict2"] == "better"
+    assert "seeds and prompts" in md and "with the prompts resampled too: **better**" in md
 
 
 def test_change_section_fallbacks_render(rendered):
