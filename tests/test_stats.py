@@ -7,7 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from omninft_bench.stats import Estimate, bootstrap_mean, bootstrap_statistic, two_way_bootstrap_mean
+from omninft_bench.stats import (
+    Estimate,
+    bootstrap_mean,
+    bootstrap_statistic,
+    two_way_bootstrap_mean,
+)
 
 
 def test_mean_and_interval_bracket_the_sample_mean():
