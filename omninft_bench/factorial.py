@@ -59,6 +59,7 @@ __all__ = [
     "missing_cells",
     "t_interval",
     "term_name",
+    "two_way_t_interval",
 ]
 
 #: The ablation switches, in the order used for cell keys.
@@ -147,6 +148,50 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     sd = _snap(float(x.std(ddof=1)), scale)
     half = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * sd / math.sqrt(n)
     return TInterval(mean, mean - half, mean + half, n)
+
+
+def two_way_t_interval(values: Sequence[Sequence[float]] | np.ndarray, confidence: float = 0.95) -> TInterval:
+    """Mean of an ``[R, P]`` matrix whose rows and columns are both random draws, with a t interval.
+
+    Rows are independent replicates (training runs), columns the evaluation prompts every row
+    shares.  Under the two-way random-effects model y_ij = m + a_i + b_j + e_ij the grand mean
+    has variance var(a)/R + var(b)/P + var(e)/(RP).  It is estimated by
+
+        V = s^2(row means) / R + s^2(column means) / P,
+
+    which is never negative and exceeds an unbiased estimate by var(e)/(RP) (conservative);
+    the degrees of freedom are Satterthwaite's, V^2 / (A^2/(R-1) + B^2/(P-1)) for the two
+    terms A and B.  With identical columns this is the t interval over the row means (R - 1
+    df), with identical rows the one over the column means (P - 1 df): an interval over the
+    rows alone treats the columns (the prompts the evaluation drew) as fixed.
+
+    Columns with a non-finite entry are dropped.  Fewer than two rows give no interval (one run
+    says nothing about run-to-run spread); one column gives the t interval over the rows.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    y = np.asarray(values, dtype=np.float64)
+    if y.ndim != 2:
+        raise ValueError(f"two_way_t_interval needs an [R, P] matrix, got shape {y.shape}")
+    y = y[:, np.isfinite(y).all(axis=0)]
+    rows, cols = y.shape
+    if rows == 0 or cols == 0:
+        return TInterval(None, None, None, rows)
+    scale = float(np.abs(y).max())
+    mean = _snap(float(y.mean()), scale)
+    if rows < 2:
+        return TInterval(mean, None, None, rows)
+    if cols < 2:
+        ci = t_interval(y[:, 0], confidence)
+        return TInterval(mean, ci.ci_low, ci.ci_high, rows)
+    a = float(y.mean(axis=1).var(ddof=1)) / rows
+    b = float(y.mean(axis=0).var(ddof=1)) / cols
+    v = a + b
+    if v <= REL_EPS * scale**2:
+        return TInterval(mean, mean, mean, rows)
+    df = v**2 / (a**2 / (rows - 1) + b**2 / (cols - 1))
+    half = float(stats.t.ppf((1.0 + confidence) / 2.0, df)) * math.sqrt(v)
+    return TInterval(mean, mean - half, mean + half, rows)
 
 
 def cells(factors: Sequence[str] = FACTORS) -> list[Cell]:

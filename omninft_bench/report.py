@@ -55,8 +55,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from omninft_bench.config import DEFAULT_TRACKING_URI, CommonConfig, option, parse_cli
-from omninft_bench.factorial import FACTORS, TInterval, factorial_effects, missing_cells, t_interval
-from omninft_bench.stats import two_way_bootstrap_mean
+from omninft_bench.factorial import (
+    FACTORS,
+    TInterval,
+    factorial_effects,
+    missing_cells,
+    t_interval,
+    two_way_t_interval,
+)
 
 __all__ = [
     "ReportConfig",
@@ -70,7 +76,6 @@ __all__ = [
 ]
 
 CONFIDENCE = 0.95
-N_TWO_WAY = 2000  # resamples of the change-from-base interval over replicates and prompts
 ROLE_TAG = "omninft.role"
 COMMAND_TAG = "omninft.command"
 # Names of JavisBench's category columns (omninft_bench.data.layout.JAVISBENCH_CATEGORIES).
@@ -665,9 +670,9 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
     all have the pooled mean's sign) show how the seeds compare.
 
     With ``per_sample`` (run id -> the run's ``eval/per_sample.jsonl``), per-sample metrics also
-    get ``ci2_low``/``ci2_high``/``verdict2``: a two-way bootstrap over replicates and evaluation
-    prompts (:func:`~omninft_bench.stats.two_way_bootstrap_mean`), which also counts the luck of
-    the prompts and sampling noise that every run shares.
+    get ``ci2_low``/``ci2_high``/``verdict2``: a t interval that treats the replicates and the
+    evaluation prompts both as random (:func:`~omninft_bench.factorial.two_way_t_interval`), so
+    it also counts the luck of the prompts and sampling noise that every run shares.
     """
     role = children[f"tags.{ROLE_TAG}"]
     base, variants = children[role == "base"], children[role == "variant"].sort_values("_seed")
@@ -714,8 +719,7 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
                     run_ids.setdefault(_data_stream(r), []).append(str(r["run_id"]))
             matrix = _prompt_matrix([str(b) for b in base["run_id"]], run_ids, m["name"], per_sample)
             if matrix is not None:
-                est = two_way_bootstrap_mean(matrix, n_resamples=N_TWO_WAY, confidence=CONFIDENCE, seed=0)
-                two_way = TInterval(est.value, est.ci_low, est.ci_high, est.n)
+                two_way = two_way_t_interval(matrix, CONFIDENCE)
         agree = None if ci.mean is None or len(per_seed) < 2 else all(x * ci.mean > 0 for x in per_seed.values())
         rows.append({
             "name": m["name"], "higher_is_better": m["higher_is_better"],
@@ -980,7 +984,6 @@ def build_report_data(
         "tracking_uri": tracking_uri,
         "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "confidence": CONFIDENCE,
-        "n_two_way": N_TWO_WAY,
         "factors": list(FACTORS),
         "metrics": metrics,
         "table": {

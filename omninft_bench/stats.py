@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Estimate", "bootstrap_mean", "bootstrap_statistic", "two_way_bootstrap_mean"]
+__all__ = ["Estimate", "bootstrap_mean", "bootstrap_statistic"]
 
 
 @dataclass(frozen=True)
@@ -105,50 +105,3 @@ def bootstrap_statistic(
     )
     low, high = _interval(stats, confidence)
     return Estimate(value, low, high, n)
-
-
-def two_way_bootstrap_mean(
-    values: Sequence[Sequence[float]] | np.ndarray,
-    *,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> Estimate:
-    """Mean of an ``[R, P]`` matrix with a CI that resamples its rows and its columns.
-
-    Rows are independent replicates (training runs), columns the evaluation prompts they all
-    share.  Each resample draws R rows and P columns with replacement, independently (the
-    two-way or "pigeonhole" bootstrap, Owen 2007), so the interval covers both how the runs
-    vary and which prompts the evaluation happened to draw; a row bootstrap alone would treat
-    the prompts as fixed.  For a complete matrix, writing y_ij = m + a_i + b_j + g_ij (effects
-    summing to zero), the resampled means have variance mean(a^2)/R + mean(b^2)/P + mean(g^2)/(RP):
-    the interaction enters on top of what the row and column terms already carry, so the
-    interval is slightly conservative.
-
-    NaN entries (a clip a metric could not score) are left out of each resample's mean; ``n``
-    is R.  With one row or one column that side is not resampled (it has no spread to draw).
-    """
-    _check(n_resamples, confidence)
-    y = np.asarray(values, dtype=np.float64)
-    if y.ndim != 2:
-        raise ValueError(f"two_way_bootstrap_mean needs an [R, P] matrix, got shape {y.shape}")
-    rows, cols = y.shape
-    if rows == 0 or cols == 0 or not np.isfinite(y).any():
-        return Estimate(None, None, None, rows)
-    value = float(np.nanmean(y))
-    rng = np.random.default_rng(seed)
-    finite = np.isfinite(y)
-    filled = np.where(finite, y, 0.0)
-    means = np.empty(n_resamples, dtype=np.float64)
-    for b in range(n_resamples):
-        r = rng.integers(0, rows, size=rows) if rows > 1 else np.zeros(1, dtype=np.int64)
-        c = rng.integers(0, cols, size=cols) if cols > 1 else np.zeros(1, dtype=np.int64)
-        # counts-weighted sums: the mean over the resampled grid without building it
-        wr = np.bincount(r, minlength=rows).astype(np.float64)
-        wc = np.bincount(c, minlength=cols).astype(np.float64)
-        total = wr @ filled @ wc
-        count = wr @ finite.astype(np.float64) @ wc
-        means[b] = total / count if count > 0 else np.nan
-    low, high = _interval(means, confidence)
-    return Estimate(value, low, high, rows)
-

@@ -17,6 +17,7 @@ from omninft_bench.factorial import (
     factorial_effects,
     missing_cells,
     t_interval,
+    two_way_t_interval,
 )
 
 # 2^2 example (A, B):  (off,off)=10, (on,off)=14, (off,on)=12, (on,on)=20.
@@ -159,3 +160,31 @@ def test_rounding_noise_is_reported_as_exact_zero():
     assert est.estimate.mean == 0.0 and est.sign == 0 and est.estimate.half_width == 0.0
     ci = t_interval([0.3, 0.1 + 0.2])  # 0.1 + 0.2 != 0.3 in floating point
     assert ci.half_width == 0.0
+
+
+def test_two_way_t_interval_by_hand():
+    # rows (runs) [1, 2, 3] and [3, 4, 5]: row means 2, 4 (s^2 = 2), column means 2, 3, 4 (s^2 = 1)
+    # V = 2/2 + 1/3 = 4/3; Satterthwaite df = V^2 / (1^2/1 + (1/3)^2/2) = (16/9) / (19/18) = 32/19
+    ci = two_way_t_interval([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    half = scipy_stats.t.ppf(0.975, 32 / 19) * math.sqrt(4 / 3)
+    assert ci.mean == pytest.approx(3.0) and ci.n == 2
+    assert (ci.ci_low, ci.ci_high) == pytest.approx((3.0 - half, 3.0 + half))
+
+
+def test_two_way_t_interval_limits_are_one_way_intervals():
+    rng = np.random.default_rng(0)
+    runs = rng.normal(0.0, 1.0, 6)
+    prompts = rng.normal(0.0, 1.0, 40)
+    # every prompt alike: the t interval over the runs (5 df)
+    same_cols = two_way_t_interval(np.repeat(runs[:, None], 40, axis=1))
+    assert (same_cols.ci_low, same_cols.ci_high) == pytest.approx((t_interval(runs).ci_low, t_interval(runs).ci_high))
+    # every run alike: the t interval over the prompts (39 df), which an interval over runs misses
+    same_rows = two_way_t_interval(np.repeat(prompts[None, :], 6, axis=0))
+    assert (same_rows.ci_low, same_rows.ci_high) == pytest.approx((t_interval(prompts).ci_low, t_interval(prompts).ci_high))
+    # a column with a NaN is dropped; one row has no interval
+    y = np.repeat(runs[:, None], 3, axis=1)
+    y[2, 1] = np.nan
+    assert two_way_t_interval(y).ci_low == pytest.approx(t_interval(runs).ci_low)
+    assert two_way_t_interval([[1.0, 2.0]]).ci_low is None
+    with pytest.raises(ValueError, match=r"\[R, P\] matrix"):
+        two_way_t_interval([1.0, 2.0])
