@@ -159,11 +159,13 @@ def two_way_t_interval(values: Sequence[Sequence[float]] | np.ndarray, confidenc
 
         V = s^2(row means) / R + s^2(column means) / P,
 
-    which is never negative and exceeds an unbiased estimate by var(e)/(RP) (conservative);
-    the degrees of freedom are Satterthwaite's, V^2 / (A^2/(R-1) + B^2/(P-1)) for the two
-    terms A and B.  With identical columns this is the t interval over the row means (R - 1
-    df), with identical rows the one over the column means (P - 1 df): an interval over the
-    rows alone treats the columns (the prompts the evaluation drew) as fixed.
+    which is never negative and exceeds an unbiased estimate by var(e)/(RP) (conservative).
+    The degrees of freedom are min(R - 1, P - 1), the conservative end of Satterthwaite's range:
+    his approximation leans on the better-estimated term, so with two replicates and many prompts
+    it would give ~20 df to a variance whose run part rests on one, and the interval could come
+    out narrower than the t interval over the runs alone.  With identical columns this is that
+    t interval over the row means (R - 1 df); an interval over the rows alone treats the columns
+    (the prompts the evaluation drew) as fixed.
 
     Columns with a non-finite entry are dropped.  Fewer than two rows give no interval (one run
     says nothing about run-to-run spread); one column gives the t interval over the rows.
@@ -189,7 +191,7 @@ def two_way_t_interval(values: Sequence[Sequence[float]] | np.ndarray, confidenc
     v = a + b
     if v <= REL_EPS * scale**2:
         return TInterval(mean, mean, mean, rows)
-    df = v**2 / (a**2 / (rows - 1) + b**2 / (cols - 1))
+    df = min(rows, cols) - 1
     half = float(stats.t.ppf((1.0 + confidence) / 2.0, df)) * math.sqrt(v)
     return TInterval(mean, mean - half, mean + half, rows)
 

@@ -164,9 +164,9 @@ def test_rounding_noise_is_reported_as_exact_zero():
 
 def test_two_way_t_interval_by_hand():
     # rows (runs) [1, 2, 3] and [3, 4, 5]: row means 2, 4 (s^2 = 2), column means 2, 3, 4 (s^2 = 1)
-    # V = 2/2 + 1/3 = 4/3; Satterthwaite df = V^2 / (1^2/1 + (1/3)^2/2) = (16/9) / (19/18) = 32/19
+    # V = 2/2 + 1/3 = 4/3 with min(2 - 1, 3 - 1) = 1 degree of freedom (t = 12.706)
     ci = two_way_t_interval([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
-    half = scipy_stats.t.ppf(0.975, 32 / 19) * math.sqrt(4 / 3)
+    half = 12.706204736174698 * math.sqrt(4 / 3)
     assert ci.mean == pytest.approx(3.0) and ci.n == 2
     assert (ci.ci_low, ci.ci_high) == pytest.approx((3.0 - half, 3.0 + half))
 
@@ -178,11 +178,13 @@ def test_two_way_t_interval_limits_are_one_way_intervals():
     # every prompt alike: the t interval over the runs (5 df)
     same_cols = two_way_t_interval(np.repeat(runs[:, None], 40, axis=1))
     assert (same_cols.ci_low, same_cols.ci_high) == pytest.approx((t_interval(runs).ci_low, t_interval(runs).ci_high))
-    # every run alike: the t interval over the prompts (39 df), which an interval over runs misses
+    # every run alike: the prompts' spread, which an interval over runs misses (zero width there),
+    # s(prompts) / sqrt(40) with min(6, 40) - 1 = 5 degrees of freedom
     same_rows = two_way_t_interval(np.repeat(prompts[None, :], 6, axis=0))
-    assert (same_rows.ci_low, same_rows.ci_high) == pytest.approx((t_interval(prompts).ci_low, t_interval(prompts).ci_high))
+    assert t_interval(np.full(6, prompts.mean())).half_width == 0.0
+    assert same_rows.half_width == pytest.approx(scipy_stats.t.ppf(0.975, 5) * prompts.std(ddof=1) / math.sqrt(40))
     # a column with a NaN is dropped; one row has no interval
-    y = np.repeat(runs[:, None], 3, axis=1)
+    y = np.repeat(runs[:, None], 41, axis=1)
     y[2, 1] = np.nan
     assert two_way_t_interval(y).ci_low == pytest.approx(t_interval(runs).ci_low)
     assert two_way_t_interval([[1.0, 2.0]]).ci_low is None
