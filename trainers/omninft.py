@@ -68,7 +68,7 @@ __all__ = ["OmniNFTConfig", "StepLog", "Variant", "train", "trainable_sigmas"]
 class OmniNFTConfig:
     """Hyperparameters of one RL run (``train.*`` keys of ``omninft_bench.run``).
 
-    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-33 min
+    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-35 min
     measured on different days): 12 steps of 4 prompts x 8 clips, one trained noise level per
     sample and stream, the released lr 3e-5.
 
@@ -125,9 +125,15 @@ class OmniNFTConfig:
     seed 0, so the default keeps the low level that clap_score needs.
 
     ``reward_control=shuffle`` is the placebo that tells signal from noise: the README compares
-    real and placebo runs of ``make run``'s budget (at 0497a48 video_realism, clap_score,
-    audio_realism and javis_score beat it in 4 of 4 variant x seed cells, clip_score in 3, the
-    unrewarded av_offset in 2).
+    real and placebo runs of ``make run``'s budget (at 17f8cb3, each placebo cell on its real
+    cell's draws: video_realism beat it in 4 of 4 variant x seed cells, clip_score, javis_score
+    and the unrewarded av_offset in 3, clap_score in 2, audio_realism in none).
+
+    Seen over 16 independent runs (``streams=per_run``, README) these defaults improve
+    video_realism and clip_score, make audio_realism worse (+0.015, CI +0.009 to +0.022) and
+    leave clap_score and javis_score without a clear change; the audio findings above were
+    measured on one evaluation draw with two seeds whose variants shared their prompts, which
+    README shows can move such numbers by as much as the effects themselves.
     """
 
     steps: int = option(12, "optimizer steps (= RL iterations) per run")
