@@ -7,6 +7,8 @@ Stages (each with its own typed config; ``--help`` after the stage lists its key
   the report.  ``preset=smoke`` shrinks every size for a run of about a minute.
 * ``stage=pretrain``: flow-matching pretraining of the tiny backbone on SynthAV.
 * ``stage=sample``: generate clips for prompts into a JavisBench folder.
+* ``stage=reevaluate``: score a finished ablation's runs on another evaluation draw
+  (``eval.n``, ``eval.seed``) without retraining.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 
 from omninft_bench.config import parse_cli
 
-STAGES = ("ablation", "pretrain", "sample")
+STAGES = ("ablation", "pretrain", "sample", "reevaluate")
 
 
 def split_stage(argv: Sequence[str]) -> tuple[str, list[str]]:
@@ -49,6 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from omninft_bench.encoders import EncoderError
     from omninft_bench.metrics import UnknownMetricError
+
+    if stage == "reevaluate":
+        from trainers.reevaluate import ReevaluateConfig, reevaluate
+
+        try:
+            reevaluate(parse_cli(ReevaluateConfig, rest, command=command), rest)
+        except (EncoderError, UnknownMetricError, ValueError) as exc:  # a bad source or key: one line
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     from trainers.experiment import AblationConfig, preset_overrides, run_ablation
 
     try:

@@ -65,3 +65,38 @@ def test_bad_key_is_a_one_line_error(capsys, tmp_path: Path) -> None:
         main(["preset=smoke", "train.stepz=3", f"out={tmp_path}"])
     assert err.value.code == 2
     assert "Did you mean train.steps" in capsys.readouterr().err
+
+
+def test_reevaluate_rescores_every_run_on_another_draw(smoke) -> None:
+    from mlflow.tracking import MlflowClient
+
+    out = smoke["tmp"] / "out"
+    argv = ["stage=reevaluate", f"out={out}", f"tracking_uri={smoke['uri']}", "experiment=smoke", "progress=false",
+            "eval.n=4", "eval.seed=7", "eval.sampler.steps=4", "eval.n_samples=1", "eval.n_bootstrap=50",
+            "eval.n_bootstrap_distribution=2", "eval.metrics=[av_offset,temporal_flickering]"]
+    assert main(argv) == 0
+    client = MlflowClient(smoke["uri"])
+    source = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("smoke").experiment_id])}
+    runs = client.search_runs([client.get_experiment_by_name("smoke-eval4-seed7").experiment_id])
+    assert all(r.info.status == "FINISHED" for r in runs)
+    by_name = {r.info.run_name: r for r in runs if r.data.tags.get("omninft.role") != "parent"}
+    assert set(by_name) == {"base", "gdpo seed 0", "omninft seed 0"}
+    for name in ("gdpo seed 0", "omninft seed 0"):
+        new, old = by_name[name], source[name]
+        assert new.data.tags["data_seed"] == old.data.tags["data_seed"] and new.data.tags["routing"] == old.data.tags["routing"]
+        assert new.data.params["train.steps"] == old.data.params["train.steps"] == "2"
+        assert "eval/temporal_flickering" in new.data.metrics
+    # another draw: the base's clips differ, so does its score
+    assert by_name["base"].data.metrics["eval/av_offset"] != source["base"].data.metrics.get("eval/av_offset")
+    parent = next(r for r in runs if r.data.tags.get("omninft.role") == "parent")
+    assert parent.data.params["rewards.av_offset"] == "1.0" and parent.data.params["eval.seed"] == "7"
+    assert parent.data.params["eval.n"] == "4" and parent.data.params["eval.n_reference"] == "24"  # the ablation's
+    assert (out / "reevaluate" / "smoke-eval4-seed7" / "report" / "report.md").exists()
+
+
+def test_reevaluate_skips_a_run_without_its_final_checkpoint(tmp_path: Path) -> None:
+    from trainers.reevaluate import _load_ema
+
+    assert _load_ema(None, tmp_path / "missing.pt", 2) == f"no checkpoint at {tmp_path / 'missing.pt'}"
+    with pytest.raises(SystemExit):
+        main(["stage=reevaluate", "experimnt=x"])
