@@ -53,11 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from omninft_bench.metrics import UnknownMetricError
 
     if stage == "reevaluate":
-        from trainers.reevaluate import ReevaluateConfig, reevaluate
+        from trainers.reevaluate import ReevaluateConfig, ReevaluateError, reevaluate
 
         try:
             reevaluate(parse_cli(ReevaluateConfig, rest, command=command), rest)
-        except (EncoderError, UnknownMetricError, ValueError) as exc:  # a bad source or key: one line
+        except (EncoderError, UnknownMetricError, ReevaluateError) as exc:  # configuration problems: one line
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0

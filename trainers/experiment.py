@@ -369,14 +369,15 @@ def run_variant(cfg: AblationConfig, variant: Variant, seed: int, rewards, eval_
     """Train one variant x seed in its own (nested) MLflow run and evaluate its EMA weights."""
     from omninft_bench.tracking import log_metrics, log_params
 
+    stream = data_seed(variant.name, seed, cfg.streams)
     run_tags = {**tags, "omninft.role": "variant", "variant": variant.name, "seed": str(seed),
-                "data_seed": str(data_seed(variant.name, seed, cfg.streams)),
+                "data_seed": str(stream),
                 **{k: str(v).lower() for k, v in variant.switches().items()}, "advantage": variant.advantage}
     with run_context(run_id=prior_id, run_name=f"{variant.name} seed {seed}", nested=True, tags=run_tags):
         if prior_id is None:
             params = flatten({"train": dataclasses.asdict(cfg.train), "rewards": cfg.rewards})
             log_params({**params, **variant.switches(), "variant": variant.name, "seed": seed,
-                        "data_seed": data_seed(variant.name, seed, cfg.streams),
+                        "data_seed": stream,
                         "advantage": variant.advantage})
 
         # A resumed run recomputes the steps since its last checkpoint; those logged before the

@@ -12,9 +12,10 @@ with the source's ``variant``, ``seed``, ``data_seed`` and switch tags.  The rep
 MLflow UI then read it like the original.
 
 The reference clips are the ablation's own (its ``eval.n_reference``), so realism and
-distribution metrics compare against the same set.  A run whose checkpoint is missing, or stopped
-before its last step, is skipped with a message; the others are still scored.  Runs trained with LoRA adapters (``backbone=ltx2``) are not
-supported yet: their checkpoint holds only the adapters.
+distribution metrics compare against the same set.  A run whose checkpoint is missing, or
+stopped before its last step, is skipped with a message; the others are still scored.  Runs
+trained with LoRA adapters (``backbone=ltx2``) are not supported yet: their checkpoint holds
+only the adapters.
 """
 
 from __future__ import annotations
@@ -42,10 +43,14 @@ from trainers.experiment import (
 )
 from trainers.policy import EMA
 
-__all__ = ["ReevaluateConfig", "reevaluate"]
+__all__ = ["ReevaluateConfig", "ReevaluateError", "reevaluate"]
 
 # tags a re-scored run keeps from its source run (the report groups and compares by them)
 KEPT_TAGS = ("variant", "seed", "data_seed", "routing", "surgery", "reweighting", "advantage", "git_commit")
+
+
+class ReevaluateError(ValueError):
+    """The ablation to re-score cannot be: no such experiment or runs, or another backbone."""
 
 
 @dataclasses.dataclass
@@ -69,27 +74,27 @@ def _source(client: Any, experiment: str) -> tuple[Any, list[Any]]:
     """The newest parent run of ``experiment`` and its finished variant runs."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        raise ValueError(f"no MLflow experiment {experiment!r} in this tracking store; pass experiment=NAME")
+        raise ReevaluateError(f"no MLflow experiment {experiment!r} in this tracking store; pass experiment=NAME")
     parents = client.search_runs([exp.experiment_id], "tags.`omninft.role` = 'parent'",
                                  order_by=["attributes.start_time DESC"], max_results=1)
     if not parents:
-        raise ValueError(f"experiment {experiment!r} has no ablation parent run")
+        raise ReevaluateError(f"experiment {experiment!r} has no ablation parent run")
     parent = parents[0]
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
                                   max_results=1000)
     variants = [r for r in children if r.data.tags.get("omninft.role") == "variant" and r.info.status == "FINISHED"]
     if not variants:
-        raise ValueError(f"the newest ablation of {experiment!r} ({parent.info.run_id}) has no finished variant runs")
+        raise ReevaluateError(f"the newest ablation of {experiment!r} ({parent.info.run_id}) has no finished variant runs")
     return parent, sorted(variants, key=lambda r: (r.data.tags.get("variant", ""), int(r.data.tags.get("seed", 0))))
 
 
 def _check_backbone(cfg: ReevaluateConfig, params: dict[str, str]) -> None:
     for key, value in (("backbone.name", cfg.backbone.name), ("backbone.pretrained", cfg.backbone.pretrained)):
         if key in params and params[key] != str(value):
-            raise ValueError(f"the ablation ran with {key}={params[key]!r}, not {value!r}; pass {key}={params[key]}")
+            raise ReevaluateError(f"the ablation ran with {key}={params[key]!r}, not {value!r}; pass {key}={params[key]}")
     rank = int(params.get("train.lora_rank", "-1"))
     if rank > 0 or (rank == -1 and cfg.backbone.name != "tiny"):
-        raise ValueError("re-evaluating runs trained with LoRA adapters is not supported yet "
+        raise ReevaluateError("re-evaluating runs trained with LoRA adapters is not supported yet "
                          "(their checkpoints hold only the adapters)")
 
 
