@@ -15,6 +15,7 @@ from omninft_bench.metrics.functional import (
     frechet_distance_from_stats,
     gaussian_individual_score,
     gaussian_individual_scores,
+    gaussian_reference,
     gaussian_stats,
     kernel_distance,
 )
@@ -188,3 +189,21 @@ def test_individual_score_few_frames_is_finite_and_ranks_samples():
     assert scores[0] < scores[1] < scores[2]
     singles = [gaussian_individual_score(s, mu, sigma) for s in samples]
     np.testing.assert_allclose(scores, singles, rtol=1e-10)
+
+
+def test_prepared_reference_scores_like_the_one_shot_function():
+    """A GaussianReference built once scores every batch as the function that rebuilds it does:
+    its square root squares back to the covariance, and shrinkage (prior_frames) passes through."""
+    rng = np.random.default_rng(10)
+    mu, sigma = gaussian_stats(correlated_gaussian(rng, 300, 12))
+    prepared = gaussian_reference(mu, sigma)
+    np.testing.assert_allclose(prepared.root @ prepared.root, sigma, atol=1e-10)
+    batches = [[correlated_gaussian(rng, n, 12, shift=s) for n in (1, 3, 40)] for s in (0.0, 0.5)]
+    for batch in batches:
+        for prior in (None, 0, 4.0):
+            np.testing.assert_array_equal(
+                prepared.scores(batch, prior_frames=prior),
+                gaussian_individual_scores(batch, mu, sigma, prior_frames=prior),
+            )
+    with pytest.raises(ValueError, match="ref_sigma must be"):
+        gaussian_reference(mu, sigma[:-1, :-1])

@@ -15,10 +15,11 @@ class RealismMetric(PerSampleMetric):
     """``extract`` returns ``[n, d]`` embeddings (frames or audio windows) of one clip; the value
     is their Frechet distance to the Gaussian of all reference rows (lower = more realistic).
 
-    The reference statistics are computed once per context from ``ctx.reference_features``.
+    The reference statistics (and their square root, :class:`~omninft_bench.metrics.functional.
+    GaussianReference`) are computed once per context from ``ctx.reference_features``.
     """
 
-    def reference_stats(self) -> tuple:
+    def reference_stats(self) -> F.GaussianReference:
         key = self.feature_key()
         cached = getattr(self, "_ref_stats", None)
         if cached is not None and cached[0] == key:
@@ -26,10 +27,9 @@ class RealismMetric(PerSampleMetric):
         rows = [torch.as_tensor(e).reshape(-1, torch.as_tensor(e).shape[-1]) for e in self.ctx.reference_features(self)]
         if sum(r.shape[0] for r in rows) < 2:
             raise NotEnoughSamplesError(f"{self.spec.name} needs at least 2 reference embeddings")
-        stats = F.gaussian_stats(torch.cat(rows).double())
+        stats = F.gaussian_reference(*F.gaussian_stats(torch.cat(rows).double()))
         self._ref_stats = (key, stats)
         return stats
 
     def value(self, features: Features, text: str) -> float:
-        mu, sigma = self.reference_stats()
-        return F.gaussian_individual_score(features, mu, sigma)
+        return float(self.reference_stats().scores([features])[0])

@@ -13,11 +13,13 @@ Modules:
 """
 
 from .distribution import (
+    GaussianReference,
     KernelDistance,
     frechet_distance,
     frechet_distance_from_stats,
     gaussian_individual_score,
     gaussian_individual_scores,
+    gaussian_reference,
     gaussian_stats,
     kernel_distance,
 )
@@ -47,6 +49,7 @@ from .vbench import (
 )
 
 __all__ = [
+    "GaussianReference",
     "VBENCH_DIM_WEIGHT",
     "VBENCH_NORMALIZE",
     "VBENCH_QUALITY_DIMS",
@@ -68,6 +71,7 @@ __all__ = [
     "frechet_distance_from_stats",
     "gaussian_individual_score",
     "gaussian_individual_scores",
+    "gaussian_reference",
     "gaussian_stats",
     "javis_score",
     "javis_windows",

@@ -16,11 +16,13 @@ import numpy as np
 from ._common import as_matrix, as_vector
 
 __all__ = [
+    "GaussianReference",
     "KernelDistance",
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_individual_score",
     "gaussian_individual_scores",
+    "gaussian_reference",
     "gaussian_stats",
     "kernel_distance",
 ]
@@ -238,6 +240,66 @@ def kernel_distance(
 # ------------------------------------------------------------------ per-sample Gaussian score
 
 
+@dataclass(frozen=True)
+class GaussianReference:
+    """Reference statistics prepared once for many per-sample scores: ``mu`` [d], ``sigma``
+    [d, d], its symmetric square root ``root``, ``root @ sigma @ root`` and ``tr(sigma)``.
+
+    The eigendecomposition behind ``root`` costs as much as scoring a clip; a realism reward
+    that scores 32 clips a step builds this once per reference instead of once per clip.
+    """
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    root: np.ndarray
+    sigma_sq: np.ndarray
+    trace: float
+
+    def scores(self, sample_embs: Sequence[Any], *, prior_frames: float | None = None) -> np.ndarray:
+        """One score per sample; see :func:`gaussian_individual_scores`."""
+        mu_r, root = self.mu, self.root
+        d = mu_r.shape[0]
+        n0 = float(d if prior_frames is None else prior_frames)
+        if n0 < 0:
+            raise ValueError(f"prior_frames must be >= 0, got {prior_frames}")
+        scores = np.empty(len(sample_embs))
+        for b, emb in enumerate(sample_embs):
+            frames = as_matrix(emb, f"sample_embs[{b}]")
+            if frames.shape[1] != d:
+                raise ValueError(f"sample_embs[{b}] has dim {frames.shape[1]}, reference has {d}")
+            n = frames.shape[0]
+            mu = frames.mean(axis=0)
+            dof = float(n - 1)
+            if dof + n0 == 0:  # one frame and no prior: a point mass (zero covariance)
+                w_s, w_r = 0.0, 0.0
+            else:
+                w_s, w_r = dof / (dof + n0), n0 / (dof + n0)
+            if w_s > 0:
+                y = (frames - mu) @ root  # R S R = (X_c R)^T (X_c R) / (n - 1), no d x d S needed
+                rsr = (w_s / dof) * (y.T @ y) + w_r * self.sigma_sq
+                tr_s = w_s * float(((frames - mu) ** 2).sum()) / dof + w_r * self.trace
+            else:
+                rsr = w_r * self.sigma_sq
+                tr_s = w_r * self.trace
+            eig = np.linalg.eigvalsh(0.5 * (rsr + rsr.T))
+            tr_sqrt = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+            diff = mu - mu_r
+            scores[b] = max(float(diff @ diff + tr_s + self.trace - 2.0 * tr_sqrt), 0.0)
+        return scores
+
+
+def gaussian_reference(ref_mu: Any, ref_sigma: Any) -> GaussianReference:
+    """Prepare reference statistics (e.g. from ``gaussian_stats``) for per-sample scoring."""
+    mu_r = as_vector(ref_mu, "ref_mu")
+    sig_r = as_matrix(ref_sigma, "ref_sigma")
+    d = mu_r.shape[0]
+    if sig_r.shape != (d, d):
+        raise ValueError(f"ref_sigma must be [{d}, {d}], got {sig_r.shape}")
+    w, v = np.linalg.eigh(0.5 * (sig_r + sig_r.T))
+    root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # symmetric sqrt(ref_sigma)
+    return GaussianReference(mu_r, sig_r, root, root @ sig_r @ root, float(np.trace(sig_r)))
+
+
 def gaussian_individual_scores(
     sample_embs: Sequence[Any],
     ref_mu: Any,
@@ -246,7 +308,8 @@ def gaussian_individual_scores(
     prior_frames: float | None = None,
 ) -> np.ndarray:
     """Batched ``gaussian_individual_score``: one score per sample, reusing the reference's
-    matrix square root (one eigendecomposition for the whole batch).
+    matrix square root (one eigendecomposition for the whole batch; to reuse it across batches,
+    keep the :func:`gaussian_reference` and call its ``scores``).
 
     Args:
         sample_embs: B arrays, each [n_b, d] frame embeddings of one sample (n_b may differ).
@@ -256,42 +319,7 @@ def gaussian_individual_scores(
     Returns:
         float64 [B] scores (>= 0, finite).
     """
-    mu_r = as_vector(ref_mu, "ref_mu")
-    sig_r = as_matrix(ref_sigma, "ref_sigma")
-    d = mu_r.shape[0]
-    if sig_r.shape != (d, d):
-        raise ValueError(f"ref_sigma must be [{d}, {d}], got {sig_r.shape}")
-    n0 = float(d if prior_frames is None else prior_frames)
-    if n0 < 0:
-        raise ValueError(f"prior_frames must be >= 0, got {prior_frames}")
-    w, v = np.linalg.eigh(0.5 * (sig_r + sig_r.T))
-    root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # symmetric sqrt(ref_sigma)
-    ref_sq = root @ sig_r @ root  # = ref_sigma^2, the prior's contribution to R S R
-    tr_ref = float(np.trace(sig_r))
-    scores = np.empty(len(sample_embs))
-    for b, emb in enumerate(sample_embs):
-        frames = as_matrix(emb, f"sample_embs[{b}]")
-        if frames.shape[1] != d:
-            raise ValueError(f"sample_embs[{b}] has dim {frames.shape[1]}, reference has {d}")
-        n = frames.shape[0]
-        mu = frames.mean(axis=0)
-        dof = float(n - 1)
-        if dof + n0 == 0:  # one frame and no prior: a point mass (zero covariance)
-            w_s, w_r = 0.0, 0.0
-        else:
-            w_s, w_r = dof / (dof + n0), n0 / (dof + n0)
-        if w_s > 0:
-            y = (frames - mu) @ root  # R S R = (X_c R)^T (X_c R) / (n - 1), no d x d S needed
-            rsr = (w_s / dof) * (y.T @ y) + w_r * ref_sq
-            tr_s = w_s * float(((frames - mu) ** 2).sum()) / dof + w_r * tr_ref
-        else:
-            rsr = w_r * ref_sq
-            tr_s = w_r * tr_ref
-        eig = np.linalg.eigvalsh(0.5 * (rsr + rsr.T))
-        tr_sqrt = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
-        diff = mu - mu_r
-        scores[b] = max(float(diff @ diff + tr_s + tr_ref - 2.0 * tr_sqrt), 0.0)
-    return scores
+    return gaussian_reference(ref_mu, ref_sigma).scores(sample_embs, prior_frames=prior_frames)
 
 
 def gaussian_individual_score(
