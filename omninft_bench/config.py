@@ -15,6 +15,7 @@ everywhere.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import sys
@@ -42,9 +43,8 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at
     if isinstance(default, list | dict | set):
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"help": help})
-    if dataclasses.is_dataclass(default):
-        cls = type(default)
-        return dataclasses.field(default_factory=cls, metadata={"help": help})
+    if dataclasses.is_dataclass(default):  # a copy of the given instance, non-default fields kept
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -56,15 +56,16 @@ class CommonConfig:
     tracking_uri: str = option(DEFAULT_TRACKING_URI, "MLflow tracking store (sqlite file in the cwd by default)")
 
 
-def field_help(config_cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
-    """``(dotted key, default, help)`` for every leaf field, nested dataclasses flattened."""
+def field_help(config_cls: type, prefix: str = "", instance: Any = None) -> list[tuple[str, str, str]]:
+    """``(dotted key, default, help)`` for every leaf field, nested dataclasses flattened (a nested
+    field's default is its parent's, e.g. ``train.sampler.precision``, not its class's)."""
     rows: list[tuple[str, str, str]] = []
-    instance = config_cls()
+    instance = config_cls() if instance is None else instance
     for f in dataclasses.fields(config_cls):
         value = getattr(instance, f.name)
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
-            rows.extend(field_help(type(value), prefix=f"{key}."))
+            rows.extend(field_help(type(value), prefix=f"{key}.", instance=value))
         else:
             rows.append((key, repr(value), f.metadata.get("help", "")))
     return rows

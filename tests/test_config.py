@@ -30,6 +30,7 @@ class Demo(CommonConfig):
     n: int = option(4, "number of clips")
     seeds: list[int] = option([0, 1], "seeds to run")
     sampler: Sampler = option(Sampler(), "sampler settings")
+    rollout: Sampler = option(Sampler(steps=3), "a nested default that differs from its class's")
 
 
 def test_defaults_and_overrides() -> None:
@@ -44,6 +45,15 @@ def test_defaults_are_not_shared_between_instances() -> None:
     a, b = compose_config(Demo), compose_config(Demo)
     a.seeds.append(9)
     assert b.seeds == [0, 1]
+
+
+def test_nested_default_keeps_the_given_instance() -> None:
+    cfg = compose_config(Demo, ["rollout.cfg_scale=2.0"])
+    assert (cfg.rollout.steps, cfg.rollout.cfg_scale, cfg.sampler.steps) == (3, 2.0, 10)
+    a, b = Demo(), Demo()
+    a.rollout.steps = 99
+    assert b.rollout.steps == 3  # copies, not one shared instance
+    assert ("rollout.steps", "3") in [(key, default) for key, default, _ in field_help(Demo)]
 
 
 def test_unknown_key_names_it_and_lists_valid_keys() -> None:
