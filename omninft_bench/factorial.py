@@ -128,14 +128,23 @@ class EffectEstimate:
         return lo > 0 or hi < 0
 
 
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _t_quantile(confidence: float, df: float) -> float:
+    """The two-sided ``confidence`` quantile t_{(1+confidence)/2, df}."""
+    return float(stats.t.ppf((1.0 + confidence) / 2.0, df))
+
+
 def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> TInterval:
     """Mean +- t_{(1+confidence)/2, n-1} * s / sqrt(n) over the finite ``values``.
 
     ``s`` is the sample standard deviation (ddof=1).  With fewer than two finite values the
     interval is ``None`` (one seed says nothing about seed-to-seed spread).
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     x = np.asarray(values, dtype=np.float64).reshape(-1)
     x = x[np.isfinite(x)]
     n = int(x.size)
@@ -146,7 +155,7 @@ def t_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -
     if n == 1:
         return TInterval(mean, None, None, 1)
     sd = _snap(float(x.std(ddof=1)), scale)
-    half = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * sd / math.sqrt(n)
+    half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     return TInterval(mean, mean - half, mean + half, n)
 
 
@@ -170,8 +179,7 @@ def two_way_t_interval(values: Sequence[Sequence[float]] | np.ndarray, confidenc
     Columns with a non-finite entry are dropped.  Fewer than two rows give no interval (one run
     says nothing about run-to-run spread); one column gives the t interval over the rows.
     """
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     y = np.asarray(values, dtype=np.float64)
     if y.ndim != 2:
         raise ValueError(f"two_way_t_interval needs an [R, P] matrix, got shape {y.shape}")
@@ -192,7 +200,7 @@ def two_way_t_interval(values: Sequence[Sequence[float]] | np.ndarray, confidenc
     if v <= REL_EPS * scale**2:
         return TInterval(mean, mean, mean, rows)
     df = min(rows, cols) - 1
-    half = float(stats.t.ppf((1.0 + confidence) / 2.0, df)) * math.sqrt(v)
+    half = _t_quantile(confidence, df) * math.sqrt(v)
     return TInterval(mean, mean - half, mean + half, rows)
 
 
@@ -265,8 +273,7 @@ def effect_over_seeds(
 ) -> EffectEstimate:
     """Effect per seed and its blocked-design t interval (see the module docstring); seeds with
     an incomplete factorial are left out.  One complete seed gives the effect without an interval."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     complete = {seed: values for seed, values in sorted(by_seed.items()) if not missing_cells(values, factors)}
     per_seed = {seed: effect(values, term, factors) for seed, values in complete.items()}
     r = len(per_seed)
@@ -278,7 +285,7 @@ def effect_over_seeds(
         return EffectEstimate(tuple(term), TInterval(mean, None, None, 1), per_seed)
     mse, df = blocked_error(complete, factors)
     se = 2.0 * math.sqrt(mse / (r * len(cells(factors))))
-    half = float(stats.t.ppf((1.0 + confidence) / 2.0, df)) * se
+    half = _t_quantile(confidence, df) * se
     return EffectEstimate(tuple(term), TInterval(mean, mean - half, mean + half, r), per_seed, df)
 
 
