@@ -139,7 +139,7 @@ class OmniNFTConfig:
     steps: int = option(12, "optimizer steps (= RL iterations) per run")
     prompts_per_step: int = option(4, "distinct SynthAV training prompts per step")
     group_size: int = option(8, "clips rolled out per prompt (advantages are normalized per group)")
-    sampler: SamplerConfig = option(SamplerConfig(precision="bfloat16"), "rollout sampler (ODE, CFG-free; bfloat16 velocities, see trainers.sampling)")
+    sampler: SamplerConfig = option(SamplerConfig(), "rollout sampler (ODE, CFG-free by default)")
     train_timesteps: int = option(1, "noise levels each sample is trained at per step")
     train_sigma_fraction: float = option(0.3, "train on the highest-noise fraction of the sampler's sigmas (0.3 of 10: 1.0, 0.9, 0.8)")
     audio_sigmas: list[float] = option([0.4, 0.3, 0.2], "noise levels the audio stream is trained at, drawn per group independently of the video's; empty = the video's sigma")

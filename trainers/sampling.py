@@ -16,22 +16,12 @@ with ``cfg_scale=1``).
 
 Sampling is seeded: the initial noise comes from ``torch.Generator`` (video tokens, then audio
 tokens) unless ``noise`` is given, and the ODE itself is deterministic.
-
-``precision=bfloat16`` runs the backbone's velocity under ``torch.autocast`` (bfloat16 matmuls)
-and keeps the state ``x`` and every Euler update in float32.  The RL rollout uses it
-(``train.sampler.precision``): DiffusionNFT trains on whatever samples the sampler returns and
-recomputes every velocity of its loss in float32, so rollout precision decides which clips are
-drawn, not what the loss is.  On this machine's CPU (AVX512-BF16) a 32-clip, 10-step rollout
-of the tiny backbone takes about half the float32 time (``benchmarks/test_bench_rollout.py``).
-Evaluation samples in float32.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,9 +44,6 @@ __all__ = [
 ]
 
 
-PRECISIONS = ("float32", "bfloat16")
-
-
 @dataclass
 class SamplerConfig:
     """Sampler settings (nested as ``sampler.*`` in the stage configs)."""
@@ -66,15 +53,10 @@ class SamplerConfig:
     audio_shift: float = option(0.0, "sigma shift of the audio schedule; 0 = same as shift")
     cfg_scale: float = option(1.0, "classifier-free guidance scale for video (1 = off)")
     audio_cfg_scale: float = option(0.0, "guidance scale for audio; 0 = same as cfg_scale")
-    precision: str = option(
-        "float32", "float32 | bfloat16: the velocity evaluations under bfloat16 autocast (the ODE state stays float32)"
-    )
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"sampler.steps={self.steps}; need at least 1")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"sampler.precision={self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.shift <= 0 or self.audio_shift < 0:
             raise ValueError(f"sampler shifts must be positive (got shift={self.shift}, audio_shift={self.audio_shift})")
 
@@ -144,17 +126,6 @@ def per_clip_noise(backbone: Backbone, seeds: Sequence[int]) -> tuple[Tensor, Te
     return torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])
 
 
-@contextlib.contextmanager
-def _precision(precision: str, device: torch.device) -> Iterator[None]:
-    if precision == "float32":
-        yield
-        return
-    with warnings.catch_warnings(), torch.autocast(device.type, dtype=torch.bfloat16):
-        # the float32 RMSNorm weights take the unfused path under autocast: correct, only slower
-        warnings.filterwarnings("ignore", message="Mismatch dtype between input and weight")
-        yield
-
-
 @torch.no_grad()
 def sample(
     backbone: Backbone,
@@ -198,17 +169,14 @@ def sample(
         sv, sa = float(video_scheduler.sigmas[i]), float(audio_scheduler.sigmas[i])
         if callback is not None:
             callback(StepInfo(i, config.steps, sv, sa))
-        with _precision(config.precision, x_v.device):
-            if config.uses_cfg:
-                v, a = backbone.velocity(torch.cat([x_v, x_v]), torch.cat([x_a, x_a]), sv, sa, cond)
-            else:
-                v, a = backbone.velocity(x_v, x_a, sv, sa, cond)
-        v, a = v.float(), a.float()  # diffusers' Euler step returns the velocity's dtype
         if config.uses_cfg:
+            v, a = backbone.velocity(torch.cat([x_v, x_v]), torch.cat([x_a, x_a]), sv, sa, cond)
             v_c, v_u = v.chunk(2)
             a_c, a_u = a.chunk(2)
             v = v_u + config.video_cfg * (v_c - v_u)
             a = a_u + config.audio_cfg * (a_c - a_u)
+        else:
+            v, a = backbone.velocity(x_v, x_a, sv, sa, cond)
         x_v = video_scheduler.step(v, video_scheduler.timesteps[i], x_v, return_dict=False)[0]
         x_a = audio_scheduler.step(a, audio_scheduler.timesteps[i], x_a, return_dict=False)[0]
         if return_trajectory:
