@@ -133,7 +133,11 @@ class OmniNFTConfig:
     video_realism and clip_score, make audio_realism worse (+0.015, CI +0.009 to +0.022) and
     leave clap_score and javis_score without a clear change; the audio findings above were
     measured on one evaluation draw with two seeds whose variants shared their prompts, which
-    README shows can move such numbers by as much as the effects themselves.
+    README shows can move such numbers by as much as the effects themselves.  More steps do not
+    cure the audio: ``steps=24`` (GDPO, seeds 0-3, 256 prompts) doubled the audio_realism cost
+    (+0.031 against +0.015) and lost clap_score's gain; RL flattens the audio's loudness envelope
+    and lowers its spectral centroid, and clap_score or javis_score rewarded alone cost
+    audio_realism too (README, "What RL does to the audio").
     """
 
     steps: int = option(12, "optimizer steps (= RL iterations) per run")
