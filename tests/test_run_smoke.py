@@ -100,3 +100,31 @@ def test_reevaluate_skips_a_run_without_its_final_checkpoint(tmp_path: Path) -> 
     assert _load_ema(None, tmp_path / "missing.pt", 2) == f"no checkpoint at {tmp_path / 'missing.pt'}"
     with pytest.raises(SystemExit):
         main(["stage=reevaluate", "experimnt=x"])
+
+
+def _eval_metrics(uri: str, experiment: str) -> dict[str, dict[str, float]]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("omninft.role") == "parent")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(runs) - 1 and all(r.info.status == "FINISHED" for r in runs)
+    return {r.info.run_name: {k: v for k, v in r.data.metrics.items() if k.startswith("eval/")} for r in children}
+
+
+def test_parallel_jobs_log_exactly_the_sequential_runs(tmp_path: Path) -> None:
+    """jobs=2 (two worker processes) against jobs=1, both on one torch thread per run: the same
+    child runs under one parent, with identical evaluation metrics.  (The thread count itself moves
+    a run's numbers in the last digits, so both sides use the same one.)"""
+    metrics = {}
+    for jobs in (1, 2):
+        uri = f"sqlite:///{tmp_path / f'mlflow{jobs}.db'}"
+        argv = ["preset=smoke", f"out={tmp_path / f'out{jobs}'}", f"tracking_uri={uri}", "experiment=jobs",
+                "progress=false", f"jobs={jobs}", "train.threads=1", "report=false",
+                "rewards={av_offset:1.0,temporal_flickering:0.5}",
+                "eval.metrics=[av_offset,av_align,temporal_flickering,motion_smoothness,dynamic_degree]"]
+        assert main(argv) == 0
+        metrics[jobs] = _eval_metrics(uri, "jobs")
+    assert set(metrics[2]) == {"base", "gdpo seed 0", "omninft seed 0"}
+    assert metrics[2] == metrics[1]

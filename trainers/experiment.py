@@ -37,6 +37,7 @@ from omninft_bench.rewards import make_rewards
 from omninft_bench.tracking import run_context
 from trainers.ablation import STREAMS, data_seed, expand_ablation
 from trainers.backbone import Backbone
+from trainers.jobs import Job, run_jobs
 from trainers.omninft import OmniNFTConfig, StepLog, Variant, train
 from trainers.sampling import SamplerConfig, sample
 
@@ -85,6 +86,7 @@ class AblationConfig(CommonConfig):
     resume: bool = option(False, "continue the newest unfinished ablation of this experiment")
     report: bool = option(True, "render the report at the end")
     progress: bool = option(True, "show progress bars")
+    jobs: int = option(0, "variant x seed runs at once, one process each with train.threads torch threads (trainers.jobs); 0 = 2 on CPU, 1 with a GPU")
     rewards: dict[str, float] = option(dict(DEFAULT_REWARDS), "reward name -> weight (names from the metric registry)")
     train: OmniNFTConfig = option(OmniNFTConfig(), "RL hyperparameters")
     eval: EvalSettings = option(EvalSettings(), "final evaluation")
@@ -94,12 +96,15 @@ class AblationConfig(CommonConfig):
     def __post_init__(self) -> None:
         if self.streams not in STREAMS:
             raise ValueError(f"streams={self.streams!r}; use one of {', '.join(STREAMS)}")
+        if self.jobs < 0:
+            raise ValueError(f"jobs={self.jobs}; use 0 (auto) or a positive number of processes")
 
 
 SMOKE_PRESET = [
     "train.steps=2", "train.prompts_per_step=2", "train.group_size=4", "train.sampler.steps=4",
     "train.train_timesteps=1", "train.checkpoint_every=1", "eval.n=6", "eval.n_reference=24",
     "eval.sampler.steps=4", "eval.n_samples=2", "eval.n_bootstrap=200", "eval.n_bootstrap_distribution=5", "seeds=[0]", "ablation=[gdpo,omninft]",
+    "jobs=1",  # two short runs: starting worker processes would cost more than it saves
 ]  # fmt: skip
 
 
@@ -277,6 +282,10 @@ def log_evaluation(results: dict[str, Any], folder: Path, n_samples: int) -> Non
 # --------------------------------------------------------------------------- the ablation
 
 
+def reference_folder(cfg: AblationConfig) -> Path:
+    return Path(cfg.out) / "reference"
+
+
 def load_backbone(cfg: AblationConfig) -> Backbone:
     return Backbone.build(cfg.backbone.name, cfg.backbone.pretrained)
 
@@ -294,13 +303,19 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
     main = state.is_main_process
     if state.num_processes > 1 and cfg.resume:
         raise ValueError("resume=true is supported in single-process runs only")
+    if state.num_processes > 1 and cfg.jobs > 1:
+        raise ValueError(f"jobs={cfg.jobs} runs variants in parallel processes; under accelerate launch use jobs=1")
+    jobs = cfg.jobs or (1 if torch.cuda.is_available() or state.num_processes > 1 else 2)
     variants = expand_ablation(cfg.ablation)
+    # The base evaluation runs on the threads the runs use: the thread count moves results in the
+    # last digits, and a run's numbers must not depend on what this process did before.
+    torch.set_num_threads(cfg.train.threads)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
     # Reference clips (distribution metrics, realism rewards) and evaluation prompts: SynthAV.
     gen_cfg = synthav.SynthAVConfig()
-    reference_dir = out / "reference"
+    reference_dir = reference_folder(cfg)
     if main:
         write_reference(reference_dir, cfg.eval.n_reference, progress=cfg.progress)
     state.wait_for_everyone()
@@ -342,13 +357,15 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
                 results, folder = evaluate_backbone(load_backbone(cfg), cfg, eval_refs, reference_dir, out / "base")
                 log_evaluation(results, folder, cfg.eval.n_samples)
 
-        for variant in variants:
-            for seed in cfg.seeds:
-                prior = done.get((variant.name, str(seed)))
-                if prior is not None and prior.info.status == "FINISHED":
-                    continue
-                run_variant(cfg, variant, seed, rewards, eval_refs, reference_dir, child_tags,
-                            prior_id=prior.info.run_id if prior is not None else None)
+        todo = [Job(variant, seed, prior.info.run_id if prior is not None else None)
+                for variant in variants for seed in cfg.seeds
+                if (prior := done.get((variant.name, str(seed)))) is None or prior.info.status != "FINISHED"]
+        if jobs > 1:
+            run_jobs(cfg, todo, parent_id, child_tags, jobs)
+        else:
+            for job in todo:
+                run_variant(cfg, job.variant, job.seed, rewards, eval_refs, reference_dir, child_tags,
+                            prior_id=job.prior_id)
                 state.wait_for_everyone()
 
     if cfg.report:

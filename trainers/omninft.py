@@ -165,7 +165,7 @@ class OmniNFTConfig:
     w_ramp_steps: int = option(8, "region reweighting: steps over which w_max ramps from 1")
     surgery_scales: list[float] = option([], "per-block gradient scales; empty = released shape scaled to depth")
     checkpoint_every: int = option(4, "steps between checkpoints (0 = only at the end)")
-    threads: int = option(2, "torch CPU threads")
+    threads: int = option(1, "torch CPU threads per run (ablations run 2 at once on CPU, see trainers.jobs)")
 
     def __post_init__(self) -> None:
         if self.group_size < 2:
