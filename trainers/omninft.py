@@ -68,9 +68,9 @@ __all__ = ["OmniNFTConfig", "StepLog", "Variant", "train", "trainable_sigmas"]
 class OmniNFTConfig:
     """Hyperparameters of one RL run (``train.*`` keys of ``omninft_bench.run``).
 
-    Defaults fit ``ablation=all`` (16 runs) into about 30 minutes on 2 CPU cores (25-35 min
-    measured on different days): 12 steps of 4 prompts x 8 clips, one trained noise level per
-    sample and stream, the released lr 3e-5.
+    Defaults fit ``ablation=all`` (16 runs) into 19 min on 2 CPU cores, two runs at a time on one
+    thread each (``trainers.jobs``; one at a time on two threads: 36 min): 12 steps of 4 prompts
+    x 8 clips, one trained noise level per sample and stream, the released lr 3e-5.
 
     Why the NFT loss trains only at the three highest-noise sigmas (1.0, 0.9, 0.8), with one
     noise draw shared by a group (``shared_noise``; departures from DiffusionNFT's 9 of 10 sigmas
