@@ -48,8 +48,13 @@ def clip_stats(folder: Path) -> np.ndarray:
     return np.array(rows)
 
 
+def read_rows(per_sample: Path) -> list[dict]:
+    """An evaluation's ``per_sample.jsonl``, one dict per clip in prompt order."""
+    return [json.loads(line) for line in per_sample.read_text().splitlines() if line.strip()]
+
+
 def mean_change(per_sample: Path, base_rows: list[dict], key: str) -> float:
-    rows = [json.loads(line) for line in per_sample.read_text().splitlines() if line.strip()]
+    rows = read_rows(per_sample)
     pairs = [(r.get(key), b.get(key)) for r, b in zip(rows, base_rows, strict=True)]
     return float(np.mean([r - b for r, b in pairs if r is not None and b is not None]))
 
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if not base_dir.is_dir() or not runs:
         parser.error(f"{args.folder} has no base/ or no runs/*/seed*/eval_clips/: pass the out= folder of an ablation")
     base = clip_stats(base_dir)
-    base_rows = [json.loads(line) for line in (base_dir / "eval" / "per_sample.jsonl").read_text().splitlines() if line]
+    base_rows = read_rows(base_dir / "eval" / "per_sample.jsonl")
     if (args.folder / "reference").is_dir():
         ref = clip_stats(args.folder / "reference")
         print(f"reference  envelope CV {np.nanmean(ref[:, 0]):.3f}  centroid {np.nanmean(ref[:, 1]):.0f} Hz")

@@ -286,6 +286,16 @@ def reference_folder(cfg: AblationConfig) -> Path:
     return Path(cfg.out) / "reference"
 
 
+def ablation_rewards(cfg: AblationConfig) -> list:
+    """The configured rewards, scoring against the decoded reference clips of ``cfg.out``; a
+    missing encoder fails here, before any evaluation or training."""
+    ctx = EvalContext(cfg.encoders, reference=read_reference(reference_folder(cfg)),
+                      backends=SYNTHBIND_EVERYWHERE if cfg.backbone.name == "tiny" else None)
+    rewards = make_rewards(list(cfg.rewards), ctx)
+    ctx.check([r.metric for r in rewards])
+    return rewards
+
+
 def load_backbone(cfg: AblationConfig) -> Backbone:
     return Backbone.build(cfg.backbone.name, cfg.backbone.pretrained)
 
@@ -319,10 +329,7 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
     if main:
         write_reference(reference_dir, cfg.eval.n_reference, progress=cfg.progress)
     state.wait_for_everyone()
-    ctx = EvalContext(cfg.encoders, reference=read_reference(reference_dir),
-                      backends=SYNTHBIND_EVERYWHERE if cfg.backbone.name == "tiny" else None)
-    rewards = make_rewards(list(cfg.rewards), ctx)
-    ctx.check([r.metric for r in rewards])  # a missing encoder fails now, not after the base evaluation
+    rewards = ablation_rewards(cfg)
     eval_refs = synthav.eval_set(gen_cfg, cfg.eval.n)
 
     if not main:

@@ -50,16 +50,11 @@ def _init_worker(cfg: Any) -> None:
     import mlflow
 
     from omninft_bench.data import synthav
-    from omninft_bench.metrics import EvalContext
-    from omninft_bench.rewards import make_rewards
-    from trainers.experiment import SYNTHBIND_EVERYWHERE, read_reference, reference_folder
+    from trainers.experiment import ablation_rewards, reference_folder
 
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_experiment(cfg.experiment)
-    reference_dir = reference_folder(cfg)
-    ctx = EvalContext(cfg.encoders, reference=read_reference(reference_dir),
-                      backends=SYNTHBIND_EVERYWHERE if cfg.backbone.name == "tiny" else None)
-    _WORKER.update(cfg=cfg, rewards=make_rewards(list(cfg.rewards), ctx), reference_dir=reference_dir,
+    _WORKER.update(cfg=cfg, rewards=ablation_rewards(cfg), reference_dir=reference_folder(cfg),
                    eval_refs=synthav.eval_set(synthav.SynthAVConfig(), cfg.eval.n))
 
 
