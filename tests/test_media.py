@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fractions
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -39,9 +42,26 @@ def _lag(a: np.ndarray, b: np.ndarray) -> int:
     return int(c.argmax() - (n - 1))
 
 
+@contextlib.contextmanager
+def _same_scheduling() -> Iterator[None]:
+    """Undo what an encoder does to the calling thread's scheduling policy.
+
+    SVT-AV1 (libsvtav1 4.1 in PyAV's wheel) switches the thread that opens it to SCHED_FIFO at
+    priority 99 when it may, as root does here.  The policy outlives the encoder and is inherited
+    by every process started later, so the spawned workers of ``jobs=2`` in test_run_smoke ran
+    real-time, their busy-waiting OpenBLAS threads starved each other, and the test took 230 s in
+    the suite instead of 30 (and CI timed out).
+    """
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
 def _encode(path: Path, clip: AVClip, vcodec: str | None, acodec: str | None, fmt: str) -> Path:
     """Write a clip with any codec pair, to exercise read_clip on foreign files."""
-    with av.open(str(path), "w", format=fmt) as out:
+    with _same_scheduling(), av.open(str(path), "w", format=fmt) as out:
         vs = None
         if vcodec:
             vs = out.add_stream(vcodec, rate=fractions.Fraction(clip.fps).limit_denominator(1001))
