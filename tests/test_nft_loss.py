@@ -158,3 +158,6 @@ def test_omninft_total():
     total = omninft_total(torch.tensor(2.0), torch.tensor(4.0), torch.tensor(10.0),
                           torch.tensor([20.0, 40.0]), kl_coef=0.1)
     torch.testing.assert_close(total, torch.tensor(3.0 + 0.1 * (10.0 + 30.0) / 2))
+    per_branch = omninft_total(torch.tensor(2.0), torch.tensor(4.0), torch.tensor(10.0),
+                               torch.tensor([20.0, 40.0]), kl_coef=0.1, audio_kl_coef=2.0)
+    torch.testing.assert_close(per_branch, torch.tensor(3.0 + (0.1 * 10.0 + 2.0 * 30.0) / 2))

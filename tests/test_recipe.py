@@ -53,6 +53,9 @@ def test_overrides_flip_the_verdicts():
     r = rows("train.train_sigma_fraction=0.4", "train.sampler.steps=20", "train.train_timesteps=8", "train.audio_sigmas=[]")
     assert r["trained noise levels"].ours == "the 8 highest of 20 (1, 0.95, 0.9, 0.85, ...)"
     assert not r["rollout sampler steps"].departs and not r["noise levels per clip and step"].departs
+    r = rows("train.audio_kl_coef=10")
+    assert r["KL to the reference"].departs and r["KL to the reference"].ours == "0.0001, audio 10"
+    assert not rows("train.audio_kl_coef=0.0001")["KL to the reference"].departs
     r = rows("train.audio_sigmas=[1.0,0.4,0.2]")
     assert r["trained noise levels"].ours == "video: the 3 highest of 10 (1, 0.9, 0.8); audio: its own level, one of 1, 0.4, 0.2"
 
@@ -66,7 +69,8 @@ def test_lora_row_resolves_auto_rank():
 
 def test_rows_of_settings_a_run_did_not_log_are_left_out():
     p = params()
-    del p["train.shared_noise"], p["backbone.name"]
+    del p["train.shared_noise"], p["backbone.name"], p["train.audio_kl_coef"]
     names = {r.setting for r in recipe_comparison(p)}
+    assert "KL to the reference" in names  # logged before the audio KL existed: one weight
     assert "re-noising the clips of a group" not in names and "backbone" not in names
     assert "learning rate" in names

@@ -244,13 +244,16 @@ def omninft_total(
     kl_video: Tensor,
     kl_audio: Tensor,
     kl_coef: float = 1e-4,
+    audio_kl_coef: float | None = None,
 ) -> Tensor:
-    """OmniNFT objective: (L_v + L_a) / 2 + kl_coef * (KL_v + KL_a) / 2.
+    """OmniNFT objective: (L_v + L_a) / 2 + (kl_coef * KL_v + audio_kl_coef * KL_a) / 2.
 
-    Pass the branches' ``policy`` and ``kl`` fields of :class:`NFTLoss` (scalars; per-sample
-    tensors are averaged first).
+    ``audio_kl_coef=None`` uses ``kl_coef`` for both branches (the released objective,
+    kl_coef * (KL_v + KL_a) / 2).  Pass the branches' ``policy`` and ``kl`` fields of
+    :class:`NFTLoss` (scalars; per-sample tensors are averaged first).
     """
     loss_video, loss_audio, kl_video, kl_audio = (
         torch.as_tensor(x).mean() for x in (loss_video, loss_audio, kl_video, kl_audio)
     )
-    return (loss_video + loss_audio) / 2.0 + kl_coef * (kl_video + kl_audio) / 2.0
+    kl_a = kl_coef if audio_kl_coef is None else audio_kl_coef
+    return (loss_video + loss_audio) / 2.0 + (kl_coef * kl_video + kl_a * kl_audio) / 2.0

@@ -158,6 +158,7 @@ class OmniNFTConfig:
     nft_beta: float = option(1.0, "DiffusionNFT guidance strength beta of the implicit policies")
     adv_clip: float = option(5.0, "advantage clip before r = A/5/2 + 0.5")
     kl_coef: float = option(1e-4, "weight of the x0-space KL to the reference (initial) model")
+    audio_kl_coef: float = option(-1.0, "the audio branch's KL weight; -1 = kl_coef")
     old_policy_rate: float = option(0.001, "old-policy decay eta_i = min(rate * i, cap) (0 = on-policy)")
     old_policy_cap: float = option(0.5, "cap of the old-policy decay")
     ema_max_decay: float = option(0.9, "evaluation EMA decay cap, min((1+s)/(10+s), cap)")
@@ -373,6 +374,7 @@ def train(
 
     trainable = trainable_sigmas(cfg)
     audio_trainable = audio_trainable_sigmas(cfg)
+    audio_kl = cfg.kl_coef if cfg.audio_kl_coef < 0 else cfg.audio_kl_coef
     g = cfg.group_size
     bar = tqdm(range(start, cfg.steps), desc=label or f"{variant.name} seed {seed}", disable=not progress or not acc.is_main_process,
                initial=start, total=cfg.steps)
@@ -415,7 +417,8 @@ def train(
             cond = backbone.encode_text(prompts)
         train_gen = step_generator(seed, shard, 1)
         optimizer.zero_grad(set_to_none=True)
-        parts = {"loss/total": 0.0, "loss/video": 0.0, "loss/audio": 0.0, "loss/kl": 0.0}
+        parts = {"loss/total": 0.0, "loss/video": 0.0, "loss/audio": 0.0, "loss/kl": 0.0,
+                 "loss/kl_video": 0.0, "loss/kl_audio": 0.0}
         for _ in range(cfg.train_timesteps):
             t_v, t_a, eps_v, eps_a = training_noise(trainable, x0_v.shape, x0_a.shape, g if cfg.shared_noise else 1,
                                                     train_gen, audio_trainable)
@@ -424,14 +427,15 @@ def train(
             with torch.no_grad():
                 with old.swapped_in(model):
                     v_old, a_old = backbone.velocity(x_v, x_a, t_v, t_a, cond)
-                ref_v, ref_a = _reference_velocity(backbone, reference, x_v, x_a, t_v, t_a, cond, cfg.kl_coef)
+                ref_v, ref_a = _reference_velocity(backbone, reference, x_v, x_a, t_v, t_a, cond,
+                                                   max(cfg.kl_coef, audio_kl))
             with gradient_surgery(model, schedule, enabled=variant.surgery):
                 v_theta, a_theta = _velocity_with(backbone, ddp, x_v, x_a, t_v, t_a, cond)
             lv = nft_loss(x0_v, x_v, t_v, v_theta, v_old, ref_v, r_v, cfg.nft_beta, token_weights=token_w,
                           kl_coef=cfg.kl_coef, adv_clip=cfg.adv_clip)
             la = nft_loss(x0_a, x_a, t_a, a_theta, a_old, ref_a, r_a, cfg.nft_beta,
-                          kl_coef=cfg.kl_coef, adv_clip=cfg.adv_clip)
-            loss = omninft_total(lv.policy, la.policy, lv.kl, la.kl, cfg.kl_coef) / cfg.train_timesteps
+                          kl_coef=audio_kl, adv_clip=cfg.adv_clip)
+            loss = omninft_total(lv.policy, la.policy, lv.kl, la.kl, cfg.kl_coef, audio_kl) / cfg.train_timesteps
             if not torch.isfinite(loss):
                 stats["nan/loss"] = stats.get("nan/loss", 0.0) + 1.0
                 continue
@@ -440,6 +444,8 @@ def train(
             parts["loss/video"] += float(lv.policy.detach()) / cfg.train_timesteps
             parts["loss/audio"] += float(la.policy.detach()) / cfg.train_timesteps
             parts["loss/kl"] += float((lv.kl + la.kl).detach()) / 2 / cfg.train_timesteps
+            parts["loss/kl_video"] += float(lv.kl.detach()) / cfg.train_timesteps
+            parts["loss/kl_audio"] += float(la.kl.detach()) / cfg.train_timesteps
         grads_ok = all(p.grad is None or torch.isfinite(p.grad).all() for p in params)
         if grads_ok:
             stats["grad/norm"] = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))

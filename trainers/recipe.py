@@ -68,6 +68,15 @@ def _fine_tuning(p: Mapping[str, str]) -> str:
     return "full" if rank == 0 else f"LoRA r={rank}, alpha {_g(alpha)}"
 
 
+def _kl(p: Mapping[str, str]) -> str:
+    """The KL weight, with the audio branch's own when it differs (runs before it existed: none)."""
+    video = float(p["train.kl_coef"])
+    audio = float(p.get("train.audio_kl_coef", -1))
+    if audio < 0 or audio == video:
+        return _g(video)
+    return f"{_g(video)}, audio {_g(audio)}"
+
+
 def _sigmas(p: Mapping[str, str]) -> str:
     n = int(float(p["train.sampler.steps"]))
     sigmas = trained_sigmas(n, float(p["train.train_sigma_fraction"]))
@@ -135,8 +144,8 @@ _SPECS: tuple[_Spec, ...] = (
      lambda p: False, "as DiffusionNFT"),
     ("advantage clip", lambda p: _g(float(p["train.adv_clip"])), "5", "5",
      lambda p: float(p["train.adv_clip"]) != 5, ""),
-    ("KL to the reference", lambda p: _g(float(p["train.kl_coef"])), "0.0001", "0.0001",
-     lambda p: float(p["train.kl_coef"]) != 1e-4, ""),
+    ("KL to the reference", _kl, "0.0001", "0.0001",
+     lambda p: _kl(p) != "0.0001", "a stronger audio KL restrains the audio stream (OmniNFTConfig docstring)"),
     ("old-policy decay",
      lambda p: f"min({_g(float(p['train.old_policy_rate']))} i, {_g(float(p['train.old_policy_cap']))})",
      "min(0.001 i, 0.5)", "min(0.001 i, 0.5)",
