@@ -255,5 +255,7 @@ def omninft_total(
     loss_video, loss_audio, kl_video, kl_audio = (
         torch.as_tensor(x).mean() for x in (loss_video, loss_audio, kl_video, kl_audio)
     )
-    kl_a = kl_coef if audio_kl_coef is None else audio_kl_coef
-    return (loss_video + loss_audio) / 2.0 + (kl_coef * kl_video + kl_a * kl_audio) / 2.0
+    policy = (loss_video + loss_audio) / 2.0
+    if audio_kl_coef is None or audio_kl_coef == kl_coef:  # the released form, bit for bit
+        return policy + kl_coef * (kl_video + kl_audio) / 2.0
+    return policy + (kl_coef * kl_video + audio_kl_coef * kl_audio) / 2.0
