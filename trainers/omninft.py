@@ -142,12 +142,12 @@ class OmniNFTConfig:
     A stronger KL on the audio branch alone (``audio_kl_coef``) restrains that drift but buys no
     audio gain.  The released 1e-4 is inert here: after 12 steps the audio KL is about 5e-4
     (``loss/kl_audio`` of a default GDPO run, seed 0), so the KL term adds about 5e-8 to an audio
-    policy loss of about 0.5.  GDPO, seeds 0-3, 256 prompts
-    at b7b0665 (change from the base, mean over seeds): audio_kl_coef 10 cut the audio_realism
-    cost from +0.018 to +0.006 and 100 to +0.002, while clap_score stayed without a gain (-0.005,
-    -0.002, -0.008), javis_score went from +0.008 to -0.002 and -0.014, and the video rewards
-    moved by under 0.006; the audio stream's updates at this budget are mostly damage, and a KL that
-    stops the damage stops them.  The default keeps the released weight.
+    policy loss of about 0.5.  GDPO, seeds 0-3, 256 prompts at b7b0665 (change from the base, mean
+    over seeds): audio_kl_coef 10 cut the audio_realism cost from +0.018 to +0.006 and 100 to
+    +0.002, while clap_score stayed without a gain (-0.005, -0.002, -0.008), javis_score went from
+    +0.008 to -0.002 and -0.014, and the video rewards moved by under 0.006; the audio stream's
+    updates at this budget are mostly damage, and a KL that stops the damage stops them.  The
+    default keeps the released weight.
     """
 
     steps: int = option(12, "optimizer steps (= RL iterations) per run")
