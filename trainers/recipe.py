@@ -145,7 +145,7 @@ _SPECS: tuple[_Spec, ...] = (
     ("advantage clip", lambda p: _g(float(p["train.adv_clip"])), "5", "5",
      lambda p: float(p["train.adv_clip"]) != 5, ""),
     ("KL to the reference", _kl, "0.0001", "0.0001",
-     lambda p: _kl(p) != "0.0001", "a stronger audio KL restrains the audio stream (OmniNFTConfig docstring)"),
+     lambda p: _kl(p) != "0.0001", "set by the run; what a stronger audio KL does is measured in the OmniNFTConfig docstring"),
     ("old-policy decay",
      lambda p: f"min({_g(float(p['train.old_policy_rate']))} i, {_g(float(p['train.old_policy_cap']))})",
      "min(0.001 i, 0.5)", "min(0.001 i, 0.5)",
