@@ -84,6 +84,23 @@ def test_r_half_on_policy_gradient_cancels():
         assert g_pos.abs().max() > 1e-3
 
 
+def test_on_policy_gradient_does_not_depend_on_beta():
+    # At v_theta == v_old (one update per rollout batch, old policy = current) beta scales both
+    # implicit policies' dependence on v_theta by beta and the loss by 1/beta: it cancels.
+    x0, x_t, t, v_theta, _, v_ref, r = _inputs()
+    v_old = v_theta.detach().clone()
+    grads = [_grad(nft_loss(x0, x_t, t, v_theta, v_old, v_ref, r, beta=beta).total, v_theta)
+             for beta in (1.0, 0.1, 0.01)]
+    assert grads[0].abs().max() > 1e-3
+    for g in grads[1:]:
+        torch.testing.assert_close(g, grads[0])
+    # off policy it does depend on beta
+    v_far = v_old + 0.5
+    far = [_grad(nft_loss(x0, x_t, t, v_theta, v_far, v_ref, r, beta=beta).total, v_theta)
+           for beta in (1.0, 0.1)]
+    assert (far[0] - far[1]).abs().max() > 1e-3
+
+
 def test_gradient_flows_only_through_v_theta():
     x0, x_t, t, v_theta, v_old, v_ref, r = _inputs()
     others = [x.clone().requires_grad_(True) for x in (x0, x_t, t, v_old, v_ref, r)]

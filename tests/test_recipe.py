@@ -35,7 +35,7 @@ def test_default_departures():
     r = rows()
     departs = {name for name, row in r.items() if row.departs}
     assert {"backbone", "rewards (weights)", "fine-tuning", "trained noise levels",
-            "re-noising the clips of a group", "reweighting w_max ramp"} <= departs
+            "re-noising the clips of a group", "reweighting w_max ramp", "NFT beta"} <= departs
     assert not {"learning rate", "advantage clip", "KL to the reference", "old-policy decay"} & departs
     assert r["trained noise levels"].ours == (
         "video: the 3 highest of 10 (1, 0.9, 0.8); audio: its own level, one of 0.4, 0.3, 0.2")
@@ -53,6 +53,8 @@ def test_overrides_flip_the_verdicts():
     r = rows("train.train_sigma_fraction=0.4", "train.sampler.steps=20", "train.train_timesteps=8", "train.audio_sigmas=[]")
     assert r["trained noise levels"].ours == "the 8 highest of 20 (1, 0.95, 0.9, 0.85, ...)"
     assert not r["rollout sampler steps"].departs and not r["noise levels per clip and step"].departs
+    assert not rows("train.nft_beta=0.1")["NFT beta"].departs  # DiffusionNFT's multi-reward value
+    assert not rows("rewards={clip_score:1.0}")["NFT beta"].departs  # and its single-reward one
     r = rows("train.audio_kl_coef=10")
     assert r["KL to the reference"].departs and r["KL to the reference"].ours == "0.0001, audio 10"
     assert not rows("train.audio_kl_coef=0.0001")["KL to the reference"].departs

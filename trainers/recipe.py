@@ -55,6 +55,10 @@ def _rewards(p: Mapping[str, str]) -> str:
     return ", ".join(f"{name} {_g(w)}" for name, w in sorted(pairs))
 
 
+def _reward_count(p: Mapping[str, str]) -> int:
+    return sum(1 for k, v in p.items() if k.startswith("rewards.") and float(v) != 0)
+
+
 def _lora(p: Mapping[str, str]) -> tuple[int, float]:
     rank = int(float(p["train.lora_rank"]))
     if rank == -1:  # auto: full fine-tuning for the tiny backbone, the released rank for LTX-2
@@ -141,7 +145,10 @@ _SPECS: tuple[_Spec, ...] = (
      lambda p: p["train.shared_noise"] == "True",
      "variance reduction: the part of the gradient due to the noise cancels within a group"),
     ("NFT beta", lambda p: _g(float(p["train.nft_beta"])), NOT_SET, "1.0 (0.1 for multi-reward)",
-     lambda p: False, "as DiffusionNFT"),
+     lambda p: float(p["train.nft_beta"]) != (0.1 if _reward_count(p) > 1 else 1.0),
+     "beta drops out of the gradient when the old policy equals the current one, and here it "
+     "nearly does: one update per rollout batch, old-policy decay at most 0.001 x steps "
+     "(tests/test_nft_loss.py)"),
     ("advantage clip", lambda p: _g(float(p["train.adv_clip"])), "5", "5",
      lambda p: float(p["train.adv_clip"]) != 5, ""),
     ("KL to the reference", _kl, "0.0001", "0.0001",
