@@ -35,10 +35,11 @@ def test_default_departures():
     r = rows()
     departs = {name for name, row in r.items() if row.departs}
     assert {"backbone", "rewards (weights)", "fine-tuning", "trained noise levels",
-            "re-noising the clips of a group", "reweighting w_max ramp", "NFT beta"} <= departs
-    assert not {"learning rate", "advantage clip", "KL to the reference", "old-policy decay"} & departs
-    assert r["trained noise levels"].ours == (
-        "video: the 3 highest of 10 (1, 0.9, 0.8); audio: its own level, one of 0.4, 0.3, 0.2")
+            "re-noising the clips of a group", "reweighting w_max ramp", "NFT beta", "learning rate"} <= departs
+    assert not {"advantage clip", "KL to the reference", "old-policy decay"} & departs
+    assert r["learning rate"].ours == "3e-05 (video x0.5)"
+    assert not rows("train.lr_scales={}")["learning rate"].departs
+    assert r["trained noise levels"].ours == "the 3 highest of 10 (1, 0.9, 0.8)"  # audio at the video's sigma
     assert r["fine-tuning"].ours == "full"
     assert r["rewards (weights)"].ours == (
         "audio_realism 1, clap_score 1, clip_score 1, javis_score 1, video_realism 1")
@@ -47,7 +48,7 @@ def test_default_departures():
 
 def test_overrides_flip_the_verdicts():
     r = rows("train.lr=1e-4", "train.shared_noise=false", "train.adv_clip=3")
-    assert r["learning rate"].departs and r["learning rate"].ours == "0.0001"
+    assert r["learning rate"].departs and r["learning rate"].ours == "0.0001 (video x0.5)"
     assert not r["re-noising the clips of a group"].departs
     assert r["advantage clip"].departs
     r = rows("train.train_sigma_fraction=0.4", "train.sampler.steps=20", "train.train_timesteps=8", "train.audio_sigmas=[]")

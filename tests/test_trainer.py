@@ -14,8 +14,8 @@ from omninft_bench.metrics.base import PerSampleMetric
 from omninft_bench.metrics.registry import MetricSpec
 from omninft_bench.rewards import MetricReward
 from trainers.ablation import data_seed, expand_ablation, variant_from_name
-from trainers.backbone import Backbone, TinyConfig
-from trainers.omninft import OmniNFTConfig, StepLog, Variant, train
+from trainers.backbone import Backbone, TinyConfig, param_group
+from trainers.omninft import OmniNFTConfig, StepLog, Variant, optimizer_groups, train
 from trainers.sampling import SamplerConfig
 
 
@@ -157,3 +157,29 @@ def test_data_seed_per_run_and_per_seed() -> None:
     assert {data_seed(n, 3, "per_seed") for n in names} == {3}  # shared by the variants of a seed
     with pytest.raises(ValueError, match="per_run, per_seed"):
         data_seed("gdpo", 0, "shared")
+
+
+def test_optimizer_groups_split_by_backbone_group_with_their_lr() -> None:
+    model = small_backbone().transformer
+    params = list(model.parameters())
+    assert optimizer_groups(model, params, 1e-3, {}) == [{"params": params, "lr": 1e-3}]
+    groups = {g["group"]: g for g in optimizer_groups(model, params, 1e-3, {"video": 0.5, "cross": 0.0})}
+    assert {g: groups[g]["lr"] for g in groups} == {"video": 5e-4, "audio": 1e-3, "cross": 0.0}
+    named = {id(p): n for n, p in model.named_parameters()}
+    for g, group in groups.items():
+        assert group["params"] and all(param_group(named[id(p)]) == g for p in group["params"])
+    assert sorted(id(p) for g in groups.values() for p in g["params"]) == sorted(id(p) for p in params)
+
+
+def test_a_group_at_lr_scale_zero_does_not_move(tmp_path: Path) -> None:
+    before = {n: p.detach().clone() for n, p in small_backbone().transformer.named_parameters()}
+    backbone, _ = run(tmp_path, Variant("gdpo"), config(steps=2, lr_scales={"video": 0.0}))
+    moved = {param_group(n) for n, p in backbone.transformer.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == {"audio", "cross"}
+
+
+def test_lr_scales_reject_unknown_groups_and_negative_multipliers() -> None:
+    with pytest.raises(ValueError, match="train.lr_scales has 'text'"):
+        config(lr_scales={"text": 0.5})
+    with pytest.raises(ValueError, match=r"train.lr_scales.audio=-1"):
+        config(lr_scales={"audio": -1.0})

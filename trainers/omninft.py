@@ -20,8 +20,8 @@ policy and the evaluation EMA.
 
 Departures from the released code, on purpose: one optimizer step per RL step (the gradient is
 accumulated over ``train_timesteps`` noise levels); each sample is trained at its own random
-subset of the highest-noise sampler sigmas, its audio stream at a low sigma of its own
-(``train.audio_sigmas``); NaN rewards are excluded (advantage 0) and counted,
+subset of the highest-noise sampler sigmas (both streams at the same one unless
+``train.audio_sigmas`` gives the audio its own); NaN rewards are excluded (advantage 0) and counted,
 not replaced by a failure value; randomness is drawn from per-step seeded generators, so a run
 killed at any point resumes to bit-identical weights on CPU.
 
@@ -51,7 +51,7 @@ from trainers.advantages import (
     optimality_probability,
     route_advantages,
 )
-from trainers.backbone import Backbone
+from trainers.backbone import GROUPS, Backbone, param_group
 from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
 from trainers.nft_loss import nft_loss, omninft_total
@@ -100,29 +100,35 @@ class OmniNFTConfig:
     batches share (mean cross-batch cosine, 12 batches of 4 x 8, both streams at the video's
     sigma: clap_score +0.087 at these sigmas vs +0.012 at 1.0..0.3, video_realism +0.070 against
     the decoded reference; the five-reward GDPO sum stays near 0 either way, sd 0.17-0.24; with
-    the audio at its own low level below: video_realism +0.232, clap_score +0.023).
+    the audio at 0.4, 0.3, 0.2: video_realism +0.232, clap_score +0.023).
 
-    The audio stream is re-noised at its own level, one of 0.4, 0.3, 0.2 (``audio_sigmas``),
-    while the video stream stays at 1.0..0.8; the backbone takes a sigma per stream, and its
-    pretraining drew them independently 20 % of the time.  A per-stream gradient study (cross-batch
-    cosines against the procedural reference) found audio_realism's audio-stream gradient
-    consistent only at low noise.  Measured with ``python -m omninft_bench.run ablation=[gdpo]
-    seeds=[0,1]`` (4.2 min each), paired against the same run with the audio at the video's
-    sigma, at audio_realism weights 0.5 and 1.0 (4 pairs): clap_score +0.013 to +0.035 (4 of 4
-    better), clip_score +0.003 to +0.009 (4 of 4), audio_realism -0.001 to -0.007 (4 of 4),
-    video_realism -0.009 to +0.011 and av_offset -0.069 to +0.030 s (no consistent direction).
-    Audio at 1.0, 0.9, 0.8, 0.4, 0.3, 0.2 (2 pairs) moved clap_score by -0.011 and +0.015 and
-    audio_realism by -0.014 and +0.002.  In ``make run`` (16 runs) clap_score's change from the
-    base went from +0.001 (CI -0.010 to +0.011, audio at the video's sigma) to +0.022 (CI +0.015
-    to +0.029).
+    The audio stream is re-noised at the video's sigma, as in the released recipes.
+    ``audio_sigmas`` gives it levels of its own, drawn per group independently of the video's
+    (the backbone takes a sigma per stream; its pretraining drew them independently 20 % of the
+    time).  Until this default changed the audio trained at 0.4, 0.3, 0.2: on 2-seed runs that
+    had raised clap_score (+0.013 to +0.035 in 4 of 4 pairs against the video's sigma), but the
+    gain did not replicate.  With ``python -m omninft_bench.run ablation=[gdpo] seeds=[0,1,2,3]
+    eval.n=256`` (six metrics, change from the base, mean over the 4 seeds, low level vs the
+    video's sigma) it read clap_score -0.006 vs +0.008, audio_realism +0.019 vs +0.017,
+    javis_score +0.008 vs +0.003 and the unrewarded av_offset +0.030 vs -0.016 s at 11d6c9b, and
+    +0.009 vs +0.003, +0.015 vs +0.010, +0.004 vs -0.002 and +0.022 vs +0.011 at 7a2355a; clip_score
+    and video_realism within 0.004 both times.  Rewarded alone, each audio reward is learned
+    only at the high level: clap_score +0.019 (4 of 4 seeds; +0.001 at the low level, 2 of 4) and
+    audio_realism -0.041; -0.012 on seeds 0; 1 (+0.008; +0.004 at the low level).  Details in
+    docs/trainer-findings.md.
 
-    That low level is a trade-off, not a free gain: audio_realism needs the audio at high noise.
-    Rewarded alone (``rewards={audio_realism:1.0}``, same command, change by seed 0; 1) it
-    improved by -0.041; -0.012 with the audio at the video's sigma and -0.011; -0.008 at its own
-    1.0, 0.9, 0.8, but got worse at 0.4, 0.3, 0.2 (+0.008; +0.004), contradicting the gradient
-    study above.  In the five-reward mix, the audio at the video's sigma or at 1.0..0.2 did not
-    rescue it (+0.007; +0.026 and -0.006; +0.028, javis_score rewards) and cost clap_score on
-    seed 0, so the default keeps the low level that clap_score needs.
+    The video stream's parameters train at half the lr (``lr_scales``; cross-modal attention and
+    the audio stream at the full lr), a departure from the released single lr.  Within the
+    five-reward mix the video's updates cost the audio and the sync: trained alone (audio and
+    cross-modal lr 0, GDPO, the audio at 0.4..0.2) they lowered javis_score by 0.013 and
+    clap_score by 0.007, while video_realism, whose gradient batches agree on most, takes the
+    largest share of every shared advantage.  Halving the video lr, paired seed by seed with the
+    same runs at one lr (``ablation=[gdpo]`` and ``[routing]``, ``seeds=[0,1,2,3] eval.n=256``,
+    six metrics, audio at the video's sigma): audio_realism's change from the base went from
+    +0.017 to +0.013 (GDPO) and from +0.001 to -0.003 (routing), lower on 8 of 8 seed pairs;
+    javis_score from +0.003 to +0.010 (GDPO, 4 of 4) and -0.007 to -0.006 (routing); clap_score
+    +0.008 to +0.009 and +0.007 to +0.009; video_realism gave up part of its gain, -0.034 to -0.022
+    and -0.052 to -0.040.  Measured on the tiny backbone only; ``train.lr_scales={}`` restores one lr.
 
     ``reward_control=shuffle`` is the placebo that tells signal from noise: the README compares
     real and placebo runs of ``make run``'s budget (at 17f8cb3, each placebo cell on its real
@@ -156,10 +162,11 @@ class OmniNFTConfig:
     sampler: SamplerConfig = option(SamplerConfig(), "rollout sampler (ODE, CFG-free by default)")
     train_timesteps: int = option(1, "noise levels each sample is trained at per step")
     train_sigma_fraction: float = option(0.3, "train on the highest-noise fraction of the sampler's sigmas (0.3 of 10: 1.0, 0.9, 0.8)")
-    audio_sigmas: list[float] = option([0.4, 0.3, 0.2], "noise levels the audio stream is trained at, drawn per group independently of the video's; empty = the video's sigma")
+    audio_sigmas: list[float] = option([], "noise levels the audio stream is trained at, drawn per group independently of the video's; empty = the video's sigma")
     shared_noise: bool = option(True, "re-noise the clips of a group with one shared sigma and noise draw (variance reduction; see training_noise)")
     reward_control: str = option("none", "none | shuffle: placebo run, rewards permuted within each group every step (see placebo_rewards)")
     lr: float = option(3e-5, "AdamW learning rate (full fine-tuning of the tiny model; see the class docstring)")
+    lr_scales: dict[str, float] = option({"video": 0.5}, "learning-rate multiplier per parameter group (video, audio, cross); a missing group = 1; {} = one lr (see the class docstring)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     grad_clip: float = option(1.0, "gradient-norm clip")
     lora_rank: int = option(-1, "LoRA rank; 0 = full fine-tuning; -1 = auto: full for backbone=tiny, 32 (released) for ltx2")
@@ -189,6 +196,11 @@ class OmniNFTConfig:
             raise ValueError(f"train.audio_sigmas={self.audio_sigmas}; every level must be in (0, 1]")
         if not 0 < self.train_sigma_fraction <= 1:
             raise ValueError(f"train.train_sigma_fraction={self.train_sigma_fraction}; must be in (0, 1]")
+        for group, scale in self.lr_scales.items():
+            if group not in GROUPS:
+                raise ValueError(f"train.lr_scales has {group!r}; the groups are {', '.join(GROUPS)}")
+            if not float(scale) >= 0:
+                raise ValueError(f"train.lr_scales.{group}={scale}; a multiplier must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -322,6 +334,22 @@ def trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor:
     return torch.as_tensor(trained_sigmas(cfg.sampler.steps, cfg.train_sigma_fraction), dtype=torch.float32)
 
 
+def optimizer_groups(model: torch.nn.Module, params: Sequence[torch.nn.Parameter], lr: float,
+                     scales: dict[str, float]) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: ``params`` split by backbone group (video, audio, cross), each
+    at ``lr`` times its multiplier in ``scales`` (missing = 1).  Without multipliers, one group."""
+    if all(float(scales.get(g, 1.0)) == 1.0 for g in GROUPS):
+        return [{"params": list(params), "lr": lr}]
+    wanted = {id(p) for p in params}
+    split: dict[str, list[torch.nn.Parameter]] = {g: [] for g in GROUPS}
+    for name, p in model.named_parameters():
+        if id(p) in wanted:
+            split[param_group(name)].append(p)
+    if sum(len(ps) for ps in split.values()) != len(wanted):
+        raise ValueError("optimizer_groups: some trainable parameters are not parameters of the model")
+    return [{"params": ps, "lr": lr * float(scales.get(g, 1.0)), "group": g} for g, ps in split.items() if ps]
+
+
 def audio_trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor | None:
     """The audio stream's own training noise levels (``train.audio_sigmas``), or None when the
     audio stream is re-noised at the video's sigma."""
@@ -370,7 +398,8 @@ def train(
     else:
         reference = copy.deepcopy(model).requires_grad_(False).eval()
         params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(optimizer_groups(model, params, cfg.lr, cfg.lr_scales), lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
     old = OldPolicy(model, rate=cfg.old_policy_rate, cap=cfg.old_policy_cap, trainable_only=bool(lora))
     ema = EMA(model, max_decay=cfg.ema_max_decay, trainable_only=bool(lora))
     schedule = surgery_schedule(len(model.transformer_blocks), cfg.surgery_scales or None)

@@ -7,6 +7,7 @@
 from trainers.backbone.codecs import LTX2AudioCodec, LTX2VideoCodec, MelAudioCodec, PatchVideoCodec
 from trainers.backbone.model import (
     DEFAULT_WEIGHTS,
+    GROUPS,
     Backbone,
     BackboneConfig,
     CrossModalBlock,
@@ -17,6 +18,7 @@ from trainers.backbone.text import LTX2TextStack, TextCond, WordTextEncoder, bui
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "GROUPS",
     "Backbone",
     "BackboneConfig",
     "CrossModalBlock",
