@@ -138,8 +138,8 @@ _SPECS: tuple[_Spec, ...] = (
      "fine-tuning: LoRA was not better at the lrs tried"),
     ("learning rate", _lr, "3e-05", NOT_SET,
      lambda p: float(p["train.lr"]) != 3e-5 or bool(_lr_scales(p)),
-     "set by train.lr, and per parameter group by train.lr_scales; the released value is the default "
-     "(1e-4 and 3e-4 lost clap_score here, OmniNFTConfig docstring)"),
+     "train.lr is the released value (1e-4 and 3e-4 lost clap_score here); train.lr_scales halves the "
+     "video stream's, whose updates cost the audio and sync rewards (OmniNFTConfig docstring)"),
     ("clips per step",
      lambda p: f"{p['train.prompts_per_step']} prompts x {p['train.group_size']}",
      "groups of 8 (16 GPUs x 2)", "groups of 24",
