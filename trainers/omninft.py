@@ -105,11 +105,11 @@ class OmniNFTConfig:
     The audio stream is re-noised at the video's sigma, as in the released recipes.
     ``audio_sigmas`` gives it levels of its own, drawn per group independently of the video's
     (the backbone takes a sigma per stream; its pretraining drew them independently 20 % of the
-    time).  Until this default changed the audio trained at 0.4, 0.3, 0.2: on 2-seed runs that
+    time).  Before 5922cd3 the audio trained at 0.4, 0.3, 0.2 by default: on 2-seed runs that
     had raised clap_score (+0.013 to +0.035 in 4 of 4 pairs against the video's sigma), but the
     gain did not replicate.  With ``python -m omninft_bench.run ablation=[gdpo] seeds=[0,1,2,3]
     eval.n=256`` (six metrics, change from the base, mean over the 4 seeds, low level vs the
-    video's sigma) it read clap_score -0.006 vs +0.008, audio_realism +0.019 vs +0.017,
+    video's sigma) it read clap_score -0.006 vs +0.008, audio_realism +0.018 vs +0.017,
     javis_score +0.008 vs +0.003 and the unrewarded av_offset +0.030 vs -0.016 s at 11d6c9b, and
     +0.009 vs +0.003, +0.015 vs +0.010, +0.004 vs -0.002 and +0.022 vs +0.011 at 7a2355a; clip_score
     and video_realism within 0.004 both times.  Rewarded alone, each audio reward is learned
