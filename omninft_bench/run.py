@@ -61,7 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
-    from trainers.experiment import AblationConfig, preset_overrides, run_ablation
+    from trainers.experiment import (
+        AblationConfig,
+        ResumeMismatchError,
+        preset_overrides,
+        run_ablation,
+    )
 
     try:
         overrides = preset_overrides(rest)
@@ -71,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_cli(AblationConfig, overrides, command=command)
     try:
         run_ablation(cfg, argv)
-    except (EncoderError, UnknownMetricError) as exc:  # configuration problems: one line, no traceback
+    except (EncoderError, UnknownMetricError, ResumeMismatchError) as exc:  # configuration problems: one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -24,6 +24,9 @@ from typing import Any
 import pytest
 import torch
 
+from omninft_bench.config import compose_config, to_dict
+from trainers.experiment import AblationConfig, resume_mismatch
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,6 +138,11 @@ def ablations(tmp_path_factory) -> dict[str, Path]:
     assert max(logged_steps(b, child)) >= ckpt["step"]  # a logged step the resume recomputes
     assert runs(b)["parent"].info.status == "RUNNING"
 
+    # Other settings than the launched ones are refused, naming the key, and leave the run as it was.
+    assert wait(start(b, "resume=true", "train.lr=0.001")) == 2, log_tail(b)
+    assert "train.lr: 3e-05 -> 0.001" in log_tail(b)
+    assert runs(b)["parent"].info.status == "RUNNING"
+
     assert wait(start(b, "resume=true")) == 0, log_tail(b)
     return {"uninterrupted": a, "resumed": b}
 
@@ -158,3 +166,12 @@ def test_resumed_evaluation_equals_uninterrupted(ablations) -> None:
 def test_resumed_history_has_every_step_once(ablations) -> None:
     tmp = ablations["resumed"]
     assert logged_steps(tmp, runs(tmp)["omninft"]) == list(range(STEPS))
+
+
+def test_resume_mismatch_names_changed_added_and_dropped_keys() -> None:
+    launched = to_dict(compose_config(AblationConfig, ["train.lr_scales={}", "progress=false"]))
+    same = to_dict(compose_config(AblationConfig, ["train.lr_scales={}", "jobs=1"]))  # free keys only
+    assert resume_mismatch(launched, same) == []
+    now = to_dict(compose_config(AblationConfig, ["train.lr=0.001", "seeds=[0,1,2]"]))
+    assert resume_mismatch(launched, now) == [
+        "seeds: [0, 1] -> [0, 1, 2]", "train.lr: 3e-05 -> 0.001", "train.lr_scales.video: (not set) -> 0.5"]

@@ -167,6 +167,44 @@ def _resumable_parent(experiment: str) -> str | None:
     return None
 
 
+# Keys a resumed ablation may change: how it is shown and scheduled, not what it computes.
+RESUME_FREE_KEYS = ("resume", "progress", "report", "jobs")
+
+
+def resume_mismatch(launched: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: launched -> now`` for every setting (dotted key) that differs between the config an
+    unfinished ablation was launched with (its ``config.json``) and the one a ``resume=true``
+    command composes.  A key only one side has (an option added or a dict entry dropped) counts."""
+    a = flatten(json.loads(json.dumps(launched)))
+    b = flatten(json.loads(json.dumps(current)))  # tuples -> lists, as the stored JSON has them
+    unset = "(not set)"
+    return [f"{k}: {a.get(k, unset)} -> {b.get(k, unset)}" for k in sorted(set(a) | set(b))
+            if k.split(".")[0] not in RESUME_FREE_KEYS and a.get(k, unset) != b.get(k, unset)]
+
+
+class ResumeMismatchError(ValueError):
+    """``resume=true`` with settings other than those the unfinished ablation was launched with."""
+
+
+def _check_resume_config(parent_id: str, cfg: AblationConfig) -> None:
+    """Refuse to resume an ablation with settings other than those it was launched with."""
+    import mlflow
+
+    try:
+        launched = mlflow.artifacts.load_dict(f"runs:/{parent_id}/config.json")
+    except Exception:  # noqa: BLE001 - an ablation killed before it logged its config has nothing to compare
+        return
+    diff = resume_mismatch(launched, to_dict(cfg))
+    if diff:
+        commit = mlflow.get_run(parent_id).data.tags.get("git_commit", "unknown")
+        raise ResumeMismatchError(
+            f"resume=true: the unfinished ablation {parent_id} (commit {commit}) was launched with other "
+            f"settings; resuming would mix two recipes. Differences (launched -> this command): "
+            + "; ".join(diff) + ". Pass the launched values as overrides (a key '(not set)' when launched "
+            "comes from a newer version: resume with the launching commit), or start a new ablation "
+            "without resume=true.")
+
+
 def _last_logged_step(run_id: str) -> int:
     """The last training step in a run's history, -1 if none (the trainer logs ``time/step_s`` at
     every step, in the same batch as the step's other metrics)."""
@@ -343,6 +381,8 @@ def run_ablation(cfg: AblationConfig, argv: Sequence[str] = ()) -> str | None:
     mlflow.set_experiment(cfg.experiment)
     commit = git_commit()
     parent_id = _resumable_parent(cfg.experiment) if cfg.resume else None
+    if parent_id:
+        _check_resume_config(parent_id, cfg)  # before the run is reopened: a refusal leaves it as it was
     tags = {"omninft.role": "parent", "git_commit": commit,
             "omninft.command": " ".join(["python -m omninft_bench.run", *argv])}
     with run_context(run_id=parent_id, run_name=None if parent_id else f"ablation {cfg.ablation}", tags=tags) as parent:
