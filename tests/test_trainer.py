@@ -160,10 +160,11 @@ def test_data_seed_per_run_and_per_seed() -> None:
 
 
 def test_optimizer_groups_split_by_backbone_group_with_their_lr() -> None:
-    model = small_backbone().transformer
+    backbone = small_backbone()
+    model, by_group = backbone.transformer, backbone.parameters_by_group()
     params = list(model.parameters())
-    assert optimizer_groups(model, params, 1e-3, {}) == [{"params": params, "lr": 1e-3}]
-    groups = {g["group"]: g for g in optimizer_groups(model, params, 1e-3, {"video": 0.5, "cross": 0.0})}
+    assert optimizer_groups(by_group, params, 1e-3, {}) == [{"params": params, "lr": 1e-3}]
+    groups = {g["group"]: g for g in optimizer_groups(by_group, params, 1e-3, {"video": 0.5, "cross": 0.0})}
     assert {g: groups[g]["lr"] for g in groups} == {"video": 5e-4, "audio": 1e-3, "cross": 0.0}
     named = {id(p): n for n, p in model.named_parameters()}
     for g, group in groups.items():

@@ -175,7 +175,7 @@ def resume_mismatch(launched: dict[str, Any], current: dict[str, Any]) -> list[s
     """``key: launched -> now`` for every setting (dotted key) that differs between the config an
     unfinished ablation was launched with (its ``config.json``) and the one a ``resume=true``
     command composes.  A key only one side has (an option added or a dict entry dropped) counts."""
-    a = flatten(json.loads(json.dumps(launched)))
+    a = flatten(launched)
     b = flatten(json.loads(json.dumps(current)))  # tuples -> lists, as the stored JSON has them
     unset = "(not set)"
     return [f"{k}: {a.get(k, unset)} -> {b.get(k, unset)}" for k in sorted(set(a) | set(b))

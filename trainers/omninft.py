@@ -51,7 +51,7 @@ from trainers.advantages import (
     optimality_probability,
     route_advantages,
 )
-from trainers.backbone import GROUPS, Backbone, param_group
+from trainers.backbone import GROUPS, Backbone
 from trainers.checkpoint import load_checkpoint, save_checkpoint
 from trainers.lora import DEFAULT_TARGETS, adapters_disabled, add_lora
 from trainers.nft_loss import nft_loss, omninft_total
@@ -334,17 +334,15 @@ def trainable_sigmas(cfg: OmniNFTConfig) -> torch.Tensor:
     return torch.as_tensor(trained_sigmas(cfg.sampler.steps, cfg.train_sigma_fraction), dtype=torch.float32)
 
 
-def optimizer_groups(model: torch.nn.Module, params: Sequence[torch.nn.Parameter], lr: float,
-                     scales: dict[str, float]) -> list[dict[str, Any]]:
-    """Optimizer parameter groups: ``params`` split by backbone group (video, audio, cross), each
-    at ``lr`` times its multiplier in ``scales`` (missing = 1).  Without multipliers, one group."""
+def optimizer_groups(by_group: dict[str, list[torch.nn.Parameter]], params: Sequence[torch.nn.Parameter],
+                     lr: float, scales: dict[str, float]) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the trainable ``params`` split as ``by_group`` splits the model
+    (``Backbone.parameters_by_group``: video, audio, cross), each at ``lr`` times its multiplier in
+    ``scales`` (missing = 1).  Without multipliers, one group."""
     if all(float(scales.get(g, 1.0)) == 1.0 for g in GROUPS):
         return [{"params": list(params), "lr": lr}]
     wanted = {id(p) for p in params}
-    split: dict[str, list[torch.nn.Parameter]] = {g: [] for g in GROUPS}
-    for name, p in model.named_parameters():
-        if id(p) in wanted:
-            split[param_group(name)].append(p)
+    split = {g: [p for p in by_group.get(g, []) if id(p) in wanted] for g in GROUPS}
     if sum(len(ps) for ps in split.values()) != len(wanted):
         raise ValueError("optimizer_groups: some trainable parameters are not parameters of the model")
     return [{"params": ps, "lr": lr * float(scales.get(g, 1.0)), "group": g} for g, ps in split.items() if ps]
@@ -398,7 +396,7 @@ def train(
     else:
         reference = copy.deepcopy(model).requires_grad_(False).eval()
         params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(optimizer_groups(model, params, cfg.lr, cfg.lr_scales), lr=cfg.lr,
+    optimizer = torch.optim.AdamW(optimizer_groups(backbone.parameters_by_group(), params, cfg.lr, cfg.lr_scales), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
     old = OldPolicy(model, rate=cfg.old_policy_rate, cap=cfg.old_policy_cap, trainable_only=bool(lora))
     ema = EMA(model, max_decay=cfg.ema_max_decay, trainable_only=bool(lora))
