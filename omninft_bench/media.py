@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import fractions
 from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
-__all__ = ["AVClip", "MediaError", "read_clip", "write_clip", "read_audio", "write_wav", "writer_settings"]
+__all__ = ["AVClip", "MediaError", "as_written", "read_clip", "write_clip", "read_audio", "write_wav", "writer_settings"]
 
 # libx264 options of every mp4 this package writes (besides crf).  mbtree=0: with x264's
 # macroblock-tree rate control the same 32 x 32 frames encoded differently from call to call (11 of
@@ -354,3 +355,22 @@ def write_clip(path: str | Path, clip: AVClip, *, wav: bool = True, crf: int = D
     if wav and clip.audio is not None:
         write_wav(path.with_suffix(".wav"), clip.audio, clip.sample_rate)
     return path
+
+
+def as_written(clips: list[AVClip], *, crf: int = DEFAULT_CRF) -> list[AVClip]:
+    """``clips`` as an evaluation of their written files reads them: each goes through
+    :func:`write_clip` (H.264 4:2:0 mp4 + wav) and :func:`read_clip`, keeping its prompt and meta.
+
+    A reward that scores generated clips in memory sees pixels the evaluation never does: at
+    32 x 32 the codec's chroma subsampling moves the frames enough that, on rollouts of the base
+    model, video_realism's within-group ranking on the raw frames correlates only +0.86 with the
+    ranking on the decoded ones (javis_score +0.91, clip_score +0.95; the audio rewards 1.00, since
+    the wav is lossless but for 16-bit rounding; a /tmp script over 4 batches of 4 x 8 rollouts).
+    About 45 ms a clip on one CPU thread.  The trainer uses it with ``train.score_written``.
+    """
+    out = []
+    with tempfile.TemporaryDirectory(prefix="omninft-as-written-") as tmp:
+        for i, clip in enumerate(clips):
+            read = read_clip(write_clip(Path(tmp) / f"clip_{i:04d}.mp4", clip, crf=crf))
+            out.append(dataclasses.replace(read, prompt=clip.prompt, meta=dict(clip.meta)))
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fractions
 import os
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import av
 import numpy as np
 import pytest
 
-from omninft_bench.media import AVClip, MediaError, read_clip, write_clip
+from omninft_bench.media import AVClip, MediaError, as_written, read_clip, write_clip
 
 SR = 16000
 FPS = 8
@@ -244,3 +245,19 @@ def test_writing_the_same_clip_twice_gives_the_same_frames(tmp_path: Path) -> No
     decoded = [read_clip(write_clip(tmp_path / f"repeat{i}.mp4", clip)).video for i in range(8)]
     for i, frames in enumerate(decoded[1:], start=1):
         np.testing.assert_array_equal(frames, decoded[0], err_msg=f"repeat {i} decoded differently")
+
+
+def test_as_written_gives_what_the_evaluation_reads(tmp_path: Path) -> None:
+    # Rewards score rollouts through as_written; it must equal writing the clip and reading it back
+    # (the codec's changes included) and keep each clip's prompt and meta.
+    clips = [_clip(), dataclasses.replace(_clip(frames=8), prompt="another", meta={"audio_text": "a tone"})]
+    clips[1].video[:, :, :, 2] = 200  # chroma the 4:2:0 codec visibly changes at 32 x 32
+    written = as_written(clips)
+    assert [c.prompt for c in written] == ["a bar moves", "another"]
+    assert written[1].meta == {"audio_text": "a tone"}
+    for i, (clip, got) in enumerate(zip(clips, written)):
+        expected = read_clip(write_clip(tmp_path / f"sample_{i}.mp4", clip))
+        np.testing.assert_array_equal(got.video, expected.video)
+        np.testing.assert_array_equal(got.audio, expected.audio)
+        assert got.fps == clip.fps and got.sample_rate == clip.sample_rate
+    assert not np.array_equal(written[0].video, clips[0].video)  # the codec did change the pixels

@@ -36,9 +36,11 @@ def test_default_departures():
     departs = {name for name, row in r.items() if row.departs}
     assert {"backbone", "rewards (weights)", "fine-tuning", "trained noise levels",
             "re-noising the clips of a group", "reweighting w_max ramp", "NFT beta", "learning rate"} <= departs
-    assert not {"advantage clip", "KL to the reference", "old-policy decay"} & departs
+    assert not {"advantage clip", "KL to the reference", "old-policy decay", "rollouts scored as"} & departs
     assert r["learning rate"].ours == "3e-05 (video x0.5)"
     assert not rows("train.lr_scales={}")["learning rate"].departs
+    assert r["rollouts scored as"].ours == "the decoded tensors"
+    assert rows("train.score_written=true")["rollouts scored as"].departs
     assert r["trained noise levels"].ours == "the 3 highest of 10 (1, 0.9, 0.8)"  # audio at the video's sigma
     assert r["fine-tuning"].ours == "full"
     assert r["rewards (weights)"].ours == (
