@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
-from dataclasses import dataclass, field
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

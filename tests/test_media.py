@@ -255,7 +255,7 @@ def test_as_written_gives_what_the_evaluation_reads(tmp_path: Path) -> None:
     written = as_written(clips)
     assert [c.prompt for c in written] == ["a bar moves", "another"]
     assert written[1].meta == {"audio_text": "a tone"}
-    for i, (clip, got) in enumerate(zip(clips, written)):
+    for i, (clip, got) in enumerate(zip(clips, written, strict=True)):
         expected = read_clip(write_clip(tmp_path / f"sample_{i}.mp4", clip))
         np.testing.assert_array_equal(got.video, expected.video)
         np.testing.assert_array_equal(got.audio, expected.audio)
