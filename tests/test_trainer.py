@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from omninft_bench.media import as_written
 from omninft_bench.metrics.base import PerSampleMetric
 from omninft_bench.metrics.registry import MetricSpec
 from omninft_bench.rewards import MetricReward
@@ -184,3 +185,36 @@ def test_lr_scales_reject_unknown_groups_and_negative_multipliers() -> None:
         config(lr_scales={"text": 0.5})
     with pytest.raises(ValueError, match=r"train.lr_scales.audio=-1"):
         config(lr_scales={"audio": -1.0})
+
+
+class SeenClips(PerSampleMetric):
+    """Brightness that also keeps every clip it scores, to see what the trainer hands the rewards."""
+
+    spec = MetricSpec("test_seen", "video", True, "per_sample", frozenset({"video"}))
+
+    def __init__(self):
+        super().__init__()
+        self.clips = []
+
+    def extract(self, clip):
+        self.clips.append(clip)
+        return torch.tensor(float(clip.video_float().mean()))
+
+    def value(self, features, text):
+        return float(features)
+
+
+def test_score_written_hands_the_rewards_the_round_tripped_clips(tmp_path: Path) -> None:
+    seen = {}
+    for written in (False, True):
+        seen[written] = SeenClips()
+        train(small_backbone(), Variant("gdpo"), config(steps=1, score_written=written), [MetricReward(seen[written])],
+              {"test_seen": 1.0}, seed=0, run_dir=tmp_path / str(written), progress=False)
+    # Step 0 rolls out the same clips either way; with score_written the rewards see them as written and read.
+    raw, got = seen[False].clips, seen[True].clips
+    assert len(raw) == len(got) == 2 * 4
+    for expected, clip in zip(as_written(raw), got, strict=True):
+        np.testing.assert_array_equal(clip.video, expected.video)
+        np.testing.assert_array_equal(clip.audio, expected.audio)
+        assert clip.prompt == expected.prompt
+    assert any(not np.array_equal(a.video, b.video) for a, b in zip(raw, got, strict=True))
