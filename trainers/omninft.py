@@ -138,7 +138,8 @@ class OmniNFTConfig:
     It changed nothing measurable: ``python -m omninft_bench.run "ablation=[gdpo,routing]"
     seeds=[0,1,2,3] eval.n=256 train.score_written=true`` (six metrics, at 373ddcf plus the
     option) moved every rewarded metric's change from the base by at most 0.003 against the same
-    runs without it, and took about 10 % longer, so it is off by default.
+    runs without it, and took 980 s against 858 s for the same two variants at video lr x0.25 (a
+    test run shared the machine for 2 of those minutes), so it is off by default.
 
     ``reward_control=shuffle`` is the placebo that tells signal from noise: the README compares
     real and placebo runs of ``make run``'s budget (at 17f8cb3, each placebo cell on its real
