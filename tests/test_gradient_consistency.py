@@ -1,5 +1,6 @@
-"""The cross-batch gradient-consistency diagnostic: cosines by hand, and a reward that every batch
-agrees on (brightness) is far more consistent than its within-group placebo."""
+"""The gradient diagnostics: cross-batch cosines by hand, a reward that every batch agrees on
+(brightness) far more consistent than its within-group placebo, and two opposed rewards
+(brightness, darkness) in full conflict within every batch."""
 
 from __future__ import annotations
 
@@ -9,8 +10,29 @@ import numpy as np
 import pytest
 import torch
 
-from tests.test_trainer import config, rewards, small_backbone
-from trainers.gradient_consistency import batch_gradients, consistency, pairwise_cosines
+from omninft_bench.metrics.base import PerSampleMetric
+from omninft_bench.metrics.registry import MetricSpec
+from omninft_bench.rewards import MetricReward
+from tests.test_trainer import Brightness, config, rewards, small_backbone
+from trainers.gradient_consistency import (
+    advantage_correlations,
+    batch_gradients,
+    consistency,
+    pairwise_cosines,
+    reward_conflicts,
+)
+
+
+class Darkness(PerSampleMetric):
+    """Minus the mean pixel value: brightness's exact opposite."""
+
+    spec = MetricSpec("test_darkness", "video", True, "per_sample", frozenset({"video"}))
+
+    def extract(self, clip):
+        return torch.tensor(-float(clip.video_float().mean()))
+
+    def value(self, features, text):
+        return float(features)
 
 
 def test_pairwise_cosines_by_hand() -> None:
@@ -26,7 +48,7 @@ def test_pairwise_cosines_by_hand() -> None:
 def test_a_consistent_reward_beats_its_placebo() -> None:
     rs, weights = rewards(audio=False)
     cfg = config(train_timesteps=2, shared_noise=True, train_sigma_fraction=0.7)
-    grads = batch_gradients(small_backbone(), cfg, rs, weights, seed=0, batches=6, progress=False)
+    grads = batch_gradients(small_backbone(), cfg, rs, weights, seed=0, batches=6, progress=False).grads
     n_params = sum(p.numel() for p in small_backbone().transformer.parameters())
     assert set(grads) == {"test_brightness", "gdpo", "placebo"}
     assert all(g.shape == (6, n_params) for g in grads.values())
@@ -35,3 +57,34 @@ def test_a_consistent_reward_beats_its_placebo() -> None:
     result = consistency(grads)
     assert result["gdpo"]["mean_cosine"] > 0.3
     assert result["gdpo"]["mean_cosine"] > result["placebo"]["mean_cosine"] + 0.2
+
+
+def test_reward_conflicts_and_advantage_correlations_by_hand() -> None:
+    grads = {"a": torch.tensor([[1.0, 0.0], [0.0, 2.0]]), "b": torch.tensor([[1.0, 1.0], [0.0, -1.0]]),
+             "c": torch.tensor([[3.0, 0.0], [0.0, 1.0]])}
+    out = reward_conflicts(grads, ["a", "b", "c"])
+    assert list(out) == [("a", "b"), ("a", "c"), ("b", "c")]
+    cos_ab = [1 / math.sqrt(2), -1.0]
+    assert out[("a", "b")]["mean_cosine"] == pytest.approx(np.mean(cos_ab))
+    assert out[("a", "b")]["sd_cosine"] == pytest.approx(np.std(cos_ab, ddof=1))
+    assert out[("a", "c")] == {"mean_cosine": pytest.approx(1.0), "sd_cosine": pytest.approx(0.0), "batches": 2}
+    adv = {"x": torch.tensor([[1.0, -1.0, 0.5, -0.5]]), "y": torch.tensor([[2.0, -2.0, float("nan"), 0.0]]),
+           "z": torch.tensor([[-1.0, 1.0, -0.5, 0.5]])}
+    corr = advantage_correlations(adv)
+    assert corr[("x", "z")] == pytest.approx(-1.0)
+    # the NaN clip is dropped: x = (1, -1, -0.5), y = (2, -2, 0)
+    assert corr[("x", "y")] == pytest.approx(np.corrcoef([1, -1, -0.5], [2, -2, 0])[0, 1])
+
+
+def test_opposed_rewards_conflict_in_every_batch() -> None:
+    rs = [MetricReward(Brightness()), MetricReward(Darkness())]
+    weights = {r.name: 1.0 for r in rs}
+    cfg = config(train_timesteps=1, shared_noise=True, train_sigma_fraction=0.7)
+    measured = batch_gradients(small_backbone(), cfg, rs, weights, seed=0, batches=3, progress=False)
+    assert set(measured.advantages) == {"test_brightness", "test_darkness"}
+    assert measured.advantages["test_brightness"].shape == (3, cfg.prompts_per_step * cfg.group_size)
+    assert advantage_correlations(measured.advantages)[("test_brightness", "test_darkness")] == pytest.approx(-1.0)
+    row = reward_conflicts(measured.grads, ["test_brightness", "test_darkness"])[("test_brightness", "test_darkness")]
+    assert row["mean_cosine"] == pytest.approx(-1.0, abs=1e-4)
+    # and a reward agrees with itself: the GDPO sum of the two opposed rewards carries no signal
+    assert measured.grads["gdpo"].abs().max() < 1e-4 * measured.grads["test_brightness"].abs().max()

@@ -14,6 +14,12 @@ is a direction shared by every batch (what a run accumulates) rather than the ba
 accident (what it random-walks): for ``g_b = s + n_b`` with independent ``n_b``, the expected
 cosine is ``|s|^2 / E|g_b|^2``.  The placebo's cosine is the noise floor.
 
+Two rewards can also pull against each other on the same clips.  :func:`reward_conflicts` gives,
+per pair of rewards, the cosine between their gradients *within* a batch (same clips, same noise;
+at the base weights the NFT gradient is linear in the advantages, so this is the rewards'
+agreement in the geometry of the per-clip gradients), and :func:`advantage_correlations` the
+pooled within-group correlation of their advantages (+1: the same clips win on both).
+
 At the base weights the old and reference policies equal the current one, so the loss is the
 trainer's with ``v_old = sg(v_theta)`` and no KL; everything else (sigmas, shared noise, region
 weights off) follows ``train.*``.
@@ -26,6 +32,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +56,16 @@ from trainers.omninft import (
 )
 from trainers.sampling import sample
 
-__all__ = ["ConsistencyConfig", "batch_gradients", "consistency", "main", "pairwise_cosines"]
+__all__ = [
+    "BatchGradients",
+    "ConsistencyConfig",
+    "advantage_correlations",
+    "batch_gradients",
+    "consistency",
+    "main",
+    "pairwise_cosines",
+    "reward_conflicts",
+]
 
 
 @dataclass
@@ -65,6 +81,15 @@ class ConsistencyConfig:
     threads: int = option(2, "torch CPU threads")
 
 
+@dataclass
+class BatchGradients:
+    """``grads``: ``{source: [batches, num_params]}``; ``advantages``: ``{reward: [batches, B]}``,
+    each reward's group advantages on the batch's clips."""
+
+    grads: dict[str, torch.Tensor]
+    advantages: dict[str, torch.Tensor]
+
+
 def batch_gradients(
     backbone: Backbone,
     cfg: OmniNFTConfig,
@@ -74,8 +99,8 @@ def batch_gradients(
     seed: int,
     batches: int,
     progress: bool = True,
-) -> dict[str, torch.Tensor]:
-    """``{source: [batches, num_params]}`` NFT-loss gradients at the current weights.
+) -> BatchGradients:
+    """NFT-loss gradients at the current weights, one per batch and advantage source.
 
     Sources: each reward's name, ``gdpo`` (weighted sum of per-reward group advantages) and
     ``placebo`` (``gdpo`` after a within-group permutation of the rewards).
@@ -87,6 +112,7 @@ def batch_gradients(
     audio_sigmas = audio_trainable_sigmas(cfg)
     g = cfg.group_size
     out: dict[str, list[torch.Tensor]] = {}
+    kept: dict[str, list[torch.Tensor]] = {}
     for b in tqdm(range(batches), desc="batches", disable=not progress):
         unique, meta = training_prompts(seed, b, cfg.prompts_per_step)
         prompts = [p for p in unique for _ in range(g)]
@@ -107,6 +133,8 @@ def batch_gradients(
             advantages[name] = route_advantages(per_reward, weights, modalities, mode="gdpo").video
             if name == "gdpo":
                 advantages.update(per_reward)
+                for k, a in per_reward.items():
+                    kept.setdefault(k, []).append(a.detach().float())
         r_of = {name: optimality_probability(a, cfg.adv_clip) for name, a in advantages.items()}
         grads = {name: torch.zeros(sum(p.numel() for p in params)) for name in r_of}
         gen = step_generator(seed, b, 1)
@@ -125,7 +153,8 @@ def batch_gradients(
                 ]) / cfg.train_timesteps
         for name, gr in grads.items():
             out.setdefault(name, []).append(gr)
-    return {name: torch.stack(gs) for name, gs in out.items()}
+    return BatchGradients({name: torch.stack(gs) for name, gs in out.items()},
+                          {name: torch.stack(a) for name, a in kept.items()})
 
 
 def pairwise_cosines(grads: torch.Tensor) -> np.ndarray:
@@ -144,7 +173,31 @@ def consistency(grads: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     return out
 
 
-def main(cfg: ConsistencyConfig) -> dict[str, dict[str, float]]:
+def reward_conflicts(grads: dict[str, torch.Tensor], rewards: Sequence[str]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per pair of ``rewards``: mean and sd over batches of the cosine between the two rewards'
+    gradients on the same batch (row ``b`` of each ``[batches, d]``)."""
+    out = {}
+    for a, b in itertools.combinations(rewards, 2):
+        c = torch.nn.functional.cosine_similarity(grads[a], grads[b], dim=1).numpy()
+        out[(a, b)] = {"mean_cosine": float(c.mean()), "sd_cosine": float(c.std(ddof=1)) if len(c) > 1 else 0.0,
+                       "batches": len(c)}
+    return out
+
+
+def advantage_correlations(advantages: dict[str, torch.Tensor]) -> dict[tuple[str, str], float]:
+    """Per pair of rewards: Pearson correlation of their group advantages over every clip of every
+    batch (each advantage is already centred within its group, so this is the within-group
+    correlation). Clips whose reward failed (advantage exactly 0 by ``group_advantages``'s rule)
+    count as they are; NaN entries are dropped."""
+    out = {}
+    for a, b in itertools.combinations(advantages, 2):
+        x, y = advantages[a].flatten().double().numpy(), advantages[b].flatten().double().numpy()
+        ok = np.isfinite(x) & np.isfinite(y)
+        out[(a, b)] = float(np.corrcoef(x[ok], y[ok])[0, 1])
+    return out
+
+
+def main(cfg: ConsistencyConfig) -> dict[str, dict[str, Any]]:
     import tempfile
 
     from omninft_bench.encoders.config import EncodersConfig
@@ -165,11 +218,18 @@ def main(cfg: ConsistencyConfig) -> dict[str, dict[str, float]]:
     ctx = EvalContext(EncodersConfig(), reference=reference, backends=SYNTHBIND_EVERYWHERE)
     rewards = make_rewards(list(weights), ctx)
     backbone = Backbone.build("tiny", cfg.backbone)
-    grads = batch_gradients(backbone, cfg.train, rewards, weights, seed=cfg.seed, batches=cfg.batches)
-    result = consistency(grads)
+    measured = batch_gradients(backbone, cfg.train, rewards, weights, seed=cfg.seed, batches=cfg.batches)
+    result = consistency(measured.grads)
     for name, row in result.items():
         print(f"{name:16s} mean cross-batch cosine {row['mean_cosine']:+.3f} (sd {row['sd_cosine']:.3f}, "
               f"{row['pairs']} pairs)")
+    conflicts = reward_conflicts(measured.grads, list(weights))
+    correlations = advantage_correlations(measured.advantages)
+    print("between rewards, same batch: gradient cosine (mean, sd over batches), within-group advantage correlation")
+    for (a, b), row in conflicts.items():
+        print(f"{a:16s} {b:16s} {row['mean_cosine']:+.3f} (sd {row['sd_cosine']:.3f})  {correlations[(a, b)]:+.3f}")
+    result["between_rewards"] = {f"{a} | {b}": {**row, "advantage_correlation": correlations[(a, b)]}
+                                 for (a, b), row in conflicts.items()}
     if cfg.out:
         Path(cfg.out).write_text(json.dumps(result, indent=1) + "\n")
     return result
