@@ -86,5 +86,5 @@ def test_opposed_rewards_conflict_in_every_batch() -> None:
     assert advantage_correlations(measured.advantages)[("test_brightness", "test_darkness")] == pytest.approx(-1.0)
     row = reward_conflicts(measured.grads, ["test_brightness", "test_darkness"])[("test_brightness", "test_darkness")]
     assert row["mean_cosine"] == pytest.approx(-1.0, abs=1e-4)
-    # and a reward agrees with itself: the GDPO sum of the two opposed rewards carries no signal
+    # the two advantages cancel, so their GDPO sum carries no signal
     assert measured.grads["gdpo"].abs().max() < 1e-4 * measured.grads["test_brightness"].abs().max()

@@ -163,25 +163,22 @@ def pairwise_cosines(grads: torch.Tensor) -> np.ndarray:
     return np.array([float(unit[i] @ unit[j]) for i, j in itertools.combinations(range(len(unit)), 2)])
 
 
+def _summary(cosines: np.ndarray, count: str) -> dict[str, float]:
+    """Mean and sd (ddof 1; 0 for a single value) of ``cosines``, with their number under ``count``."""
+    sd = float(cosines.std(ddof=1)) if len(cosines) > 1 else 0.0
+    return {"mean_cosine": float(cosines.mean()), "sd_cosine": sd, count: len(cosines)}
+
+
 def consistency(grads: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
     """Per source: mean and standard deviation of the pairwise cross-batch cosines."""
-    out = {}
-    for name, g in grads.items():
-        c = pairwise_cosines(g)
-        out[name] = {"mean_cosine": float(c.mean()), "sd_cosine": float(c.std(ddof=1)) if len(c) > 1 else 0.0,
-                     "pairs": len(c)}
-    return out
+    return {name: _summary(pairwise_cosines(g), "pairs") for name, g in grads.items()}
 
 
 def reward_conflicts(grads: dict[str, torch.Tensor], rewards: Sequence[str]) -> dict[tuple[str, str], dict[str, float]]:
     """Per pair of ``rewards``: mean and sd over batches of the cosine between the two rewards'
     gradients on the same batch (row ``b`` of each ``[batches, d]``)."""
-    out = {}
-    for a, b in itertools.combinations(rewards, 2):
-        c = torch.nn.functional.cosine_similarity(grads[a], grads[b], dim=1).numpy()
-        out[(a, b)] = {"mean_cosine": float(c.mean()), "sd_cosine": float(c.std(ddof=1)) if len(c) > 1 else 0.0,
-                       "batches": len(c)}
-    return out
+    return {(a, b): _summary(torch.nn.functional.cosine_similarity(grads[a], grads[b], dim=1).numpy(), "batches")
+            for a, b in itertools.combinations(rewards, 2)}
 
 
 def advantage_correlations(advantages: dict[str, torch.Tensor]) -> dict[tuple[str, str], float]:
