@@ -33,6 +33,13 @@ reference set for distribution and realism metrics is ``n_reference`` clips of t
 reference split.  Outputs: ``DIR/validity.json`` ({metric: {perturbation: {spearman, expected,
 pass, ...}}}), ``DIR/ground_truth.json`` (av_offset against the planted offset) and
 ``DIR/validity.md`` (rendered from ``templates/validity.md.j2``); an MLflow run when ``track``.
+
+The report also asks whether a per-sample metric marks *undamaged* clips down for what they
+contain: ``content_bias`` is the Spearman correlation, over the clean clips, between the metric
+and each content count of the SynthAV ground truth (:data:`CONTENT_COUNTS`: objects, sounds,
+visual events), signed so that positive means richer clips score worse.  It is a reading, not a
+pass/fail rule: an alignment score may legitimately find a busy prompt harder, but a realism
+score that prefers sparse clips rewards the generator for leaving things out.
 """
 
 from __future__ import annotations
@@ -69,8 +76,10 @@ from omninft_bench.metrics import (
 )
 
 __all__ = [
+    "CONTENT_COUNTS",
     "DEFAULT_REWARD_METRICS",
     "ValidateConfig",
+    "content_bias",
     "expected_direction",
     "judge",
     "main",
@@ -198,6 +207,41 @@ def judge(
         return bool(finite) and sign * finite[-1] > none_tolerance and min(sign * e for e in finite) >= -none_tolerance
     largest = max((abs(e) for e in finite), default=0.0)
     return not (abs(rho) >= min_spearman and largest > none_tolerance)
+
+
+# ----------------------------------------------------------------------------- content bias
+
+#: How much a SynthAV clip holds, from its ground truth (``clip.meta["gt"]``).
+CONTENT_COUNTS: dict[str, Any] = {
+    "objects": lambda gt: len(gt.get("objects", [])),
+    "sounds": lambda gt: len(gt.get("audio_events", [])),
+    "visual events": lambda gt: len(gt.get("visual_events", [])),
+}
+
+
+def content_bias(
+    per_clip: dict[str, np.ndarray], clips: Sequence[AVClip], specs: dict[str, MetricSpec]
+) -> dict[str, dict[str, float | None]]:
+    """Per metric and content count: Spearman over the clips, positive = richer clips score worse.
+
+    ``per_clip`` holds each per-sample metric's values on ``clips`` (NaN = unscorable, left out).
+    A count that does not vary over the scorable clips, or a constant metric, gives ``None``.
+    """
+    gts = [c.meta.get("gt") or {} for c in clips]
+    counts = {name: np.array([fn(gt) for gt in gts], dtype=float) for name, fn in CONTENT_COUNTS.items()}
+    out: dict[str, dict[str, float | None]] = {}
+    for name, values in per_clip.items():
+        sign = -1.0 if specs[name].higher_is_better else 1.0
+        ok = np.isfinite(values)
+        row: dict[str, float | None] = {}
+        for count_name, count in counts.items():
+            x, y = count[ok], values[ok]
+            if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+                row[count_name] = None
+            else:
+                row[count_name] = _finite(sign * float(spearmanr(x, y).statistic))
+        out[name] = row
+    return out
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -422,6 +466,7 @@ def validate(cfg: ValidateConfig) -> dict[str, Any]:
         "curves": curves,
         "skipped_metrics": skipped,
         "default_rewards": [n for n in DEFAULT_REWARD_METRICS if n in validity],
+        "content_bias": content_bias(clean_level.per_clip, clean, {m.name: m.spec for m in metrics}),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     return {"validity": validity, "ground_truth": ground_truth, "meta": meta}
@@ -478,6 +523,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         failures=failures,
         default_failures=default_failures,
         ground_truth=result["ground_truth"],
+        content_bias=meta.get("content_bias", {}),
+        content_counts=list(CONTENT_COUNTS),
         cfg=meta["config"],
     )
 

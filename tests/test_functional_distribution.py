@@ -191,6 +191,27 @@ def test_individual_score_few_frames_is_finite_and_ranks_samples():
     np.testing.assert_allclose(scores, singles, rtol=1e-10)
 
 
+def test_individual_score_covariance_part_has_no_first_order_term():
+    """With n frames and the prior n0, the covariance part of the score (the squared Bures
+    distance between the shrunk covariance and the reference's) has no first-order term in the
+    sample weight w = (n - 1) / (n - 1 + n0): for a well-conditioned reference, halving w
+    quarters it.  So with few frames (n - 1 << n0 = d) the score is, nearly, the squared distance
+    of the sample's mean embedding to the reference mean."""
+    rng = np.random.default_rng(11)
+    d, n = 16, 3
+    mu, sigma = gaussian_stats(rng.standard_normal((3000, d)))  # eigenvalues near 1
+    frames = correlated_gaussian(rng, n, d, scale=2.0, shift=0.5)  # a wider spread than the reference
+    mean_term = float(((frames.mean(0) - mu) ** 2).sum())
+
+    def covariance_part(w):
+        n0 = (n - 1) * (1 - w) / w
+        return gaussian_individual_score(frames, mu, sigma, prior_frames=n0) - mean_term
+
+    first, half = covariance_part(0.002), covariance_part(0.001)
+    assert first > 0 and half > 0
+    assert first / half == pytest.approx(4.0, rel=0.05)
+
+
 def test_prepared_reference_scores_like_the_one_shot_function():
     """A GaussianReference built once scores every batch as the function that rebuilds it does:
     its square root squares back to the covariance, and shrinkage (prior_frames) passes through."""

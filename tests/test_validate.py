@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from omninft_bench.data import perturb
@@ -96,6 +97,9 @@ def test_cli_small_run(tmp_path):
     details = json.loads((out / "ground_truth.json").read_text())
     assert details["meta"]["severities"]["audio_shift"] == [0.5, 1.0]
     assert set(DEFAULT_REWARD_METRICS) >= {"javis_score", "clap_score"}
+    # Per-sample metrics get a content-bias row (fad is a distribution metric: none).
+    assert set(details["meta"]["content_bias"]) == {"javis_score", "temporal_flickering", "clap_score"}
+    assert "## Content bias on clean clips" in markdown
 
 
 def test_cli_rejects_unknown_names(tmp_path, capsys):
@@ -103,3 +107,27 @@ def test_cli_rejects_unknown_names(tmp_path, capsys):
         main(["n=4", "perturbations=[audio_shfit]", f"out={tmp_path}", "track=false", "progress=false"])
     assert exc.value.code == 2
     assert "audio_shfit" in capsys.readouterr().err
+
+
+def test_content_bias_signs_and_gaps():
+    from omninft_bench.media import AVClip
+    from omninft_bench.validate import content_bias
+
+    def clip(objects, sounds):
+        gt = {"objects": [{}] * objects, "audio_events": [{}] * sounds, "visual_events": [{}, {}]}
+        return AVClip(video=np.zeros((2, 4, 4, 3), np.uint8), fps=8.0, meta={"gt": gt})
+
+    clips = [clip(1, 3), clip(2, 1), clip(3, 2), clip(4, 0)]
+    per_clip = {
+        "video_realism": np.array([0.1, 0.2, 0.4, 0.8]),  # lower is better: rises with objects
+        "clip_score": np.array([0.1, 0.2, 0.4, 0.8]),  # higher is better: same values, opposite reading
+        "av_offset": np.array([1.0, np.nan, 1.0, 1.0]),  # constant where scorable
+    }
+    specs = {name: get_spec(name) for name in per_clip}
+    bias = content_bias(per_clip, clips, specs)
+    assert bias["video_realism"]["objects"] == pytest.approx(1.0)  # richer scores worse
+    assert bias["clip_score"]["objects"] == pytest.approx(-1.0)  # richer scores better
+    # sounds 3, 1, 2, 0 against values rising: Spearman of ranks (4,2,3,1) vs (1,2,3,4) = -0.8
+    assert bias["video_realism"]["sounds"] == pytest.approx(-0.8)
+    assert bias["video_realism"]["visual events"] is None  # the count does not vary
+    assert bias["av_offset"] == {"objects": None, "sounds": None, "visual events": None}
