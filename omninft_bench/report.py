@@ -43,7 +43,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -158,16 +158,32 @@ def _md_code(text: str, lang: str = "") -> Markup:
     return Markup(f"{fence}{lang}\n{text}\n{fence}")
 
 
-def _num(value: float | None, signed: bool = False) -> str:
+def _num(value: float | None, signed: bool = False, decimals: int | None = None) -> str:
+    """A number for a table: 3 decimals (3 significant digits outside [1e-3, 1e4]), or exactly
+    ``decimals`` decimals where a row shares one precision (:func:`_row_decimals`)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return _EMPTY
     x = float(value)
+    sign = "+" if signed else ""
+    if decimals is not None and abs(x) < 1e4:
+        return f"{x:{sign}.{decimals}f}"
     if x == 0:
         return "0.000"
-    sign = "+" if signed else ""
     if 1e-3 <= abs(x) < 1e4:
         return f"{x:{sign}.3f}"
     return f"{x:{sign}.3g}"
+
+
+def _row_decimals(values: Iterable[float | None]) -> int:
+    """Decimals that show the largest magnitude among ``values`` to two significant digits, at
+    least 3 and at most 8: every number of a row (a change, its interval, its per-seed and
+    per-variant values) is then printed to the same precision, so "-0.000544 to +0.002" cannot
+    happen."""
+    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v))]
+    largest = max(finite, default=0.0)
+    if largest == 0.0:
+        return 3
+    return max(3, min(8, 1 - math.floor(math.log10(largest))))
 
 
 def _arrow(higher_is_better: bool | None) -> str:
@@ -517,7 +533,11 @@ def _effects(children: pd.DataFrame, metrics: list[dict]) -> dict:
                 "verb": {1: "raises", -1: "lowers", 0: "does not change"}[e.sign],
                 "difference": None if e.estimate.mean is None else 2.0 * e.estimate.mean,
             })
-        by_metric.append({**m, "effects": effects})
+        decimals = _row_decimals(
+            [e[k] for e in effects for k in ("mean", "ci_low", "ci_high", "difference")]
+            + [v for e in effects for v in e["per_seed"].values()]
+        )
+        by_metric.append({**m, "effects": effects, "decimals": decimals})
     return {
         "available": bool(by_metric),
         "reason": "" if by_metric else (reason or "no variant runs carry the switch tags"),
@@ -721,6 +741,8 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
             if matrix is not None:
                 two_way = two_way_t_interval(matrix, CONFIDENCE)
         agree = None if ci.mean is None or len(per_seed) < 2 else all(x * ci.mean > 0 for x in per_seed.values())
+        decimals = _row_decimals([ci.mean, ci.ci_low, ci.ci_high, two_way.ci_low, two_way.ci_high, *per_seed.values(),
+                                  *(c[k] for c in per_variant for k in ("mean", "half_width"))])
         rows.append({
             "name": m["name"], "higher_is_better": m["higher_is_better"],
             "rewarded": m["name"] in weights, "weight": weights.get(m["name"]), "base": base_value,
@@ -728,7 +750,7 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
             "n": ci.n, "n_runs": len(diffs), "verdict": _change_verdict(ci, m["higher_is_better"]),
             "ci2_low": two_way.ci_low, "ci2_high": two_way.ci_high,
             "verdict2": _change_verdict(two_way, m["higher_is_better"]) if two_way.ci_low is not None else None,
-            "per_seed": per_seed, "seeds_agree": agree, "per_variant": per_variant,
+            "per_seed": per_seed, "seeds_agree": agree, "per_variant": per_variant, "decimals": decimals,
         })
     summary = []
     for verdict in CHANGE_VERDICTS:
@@ -736,7 +758,7 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
         if named:
             summary.append({"verdict": verdict, "metrics": [
                 {k: r[k] for k in ("name", "mean", "ci_low", "ci_high", "n", "per_seed", "seeds_agree",
-                                   "ci2_low", "ci2_high", "verdict2")}
+                                   "ci2_low", "ci2_high", "verdict2", "decimals")}
                 for r in named
             ]})
     return {**result, "available": True, "rows": rows, "summary": summary, "shared_streams": shared,

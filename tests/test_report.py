@@ -33,7 +33,9 @@ from omninft_bench.report import (
     ReportError,
     _change_from_base,
     _load_validity,
+    _num,
     _reward_weights,
+    _row_decimals,
     _validity,
     main,
     make_environment,
@@ -645,3 +647,20 @@ def test_nft_runs_stay_out_of_the_factorial_and_placebo_is_announced(tmp_path):
 def test_real_rewards_are_not_announced_as_placebo(rendered):
     assert rendered["data"]["placebo"] is False
     assert "Placebo" not in rendered["md"] and "Placebo" not in rendered["html"]
+
+
+def test_a_row_shares_one_precision():
+    """Changes and effects print every number of a row to the decimals that give its largest
+    magnitude two significant digits (at least 3), so tiny intervals no longer mix "-0.000544"
+    with "+0.002" in one row."""
+    assert _row_decimals([-0.000544, 0.000361, -9.18e-05, None, math.nan]) == 5
+    assert _row_decimals([0.008, -0.002]) == 4
+    assert _row_decimals([-0.03, 0.011]) == 3
+    assert _row_decimals([12.0]) == 3
+    assert _row_decimals([]) == 3 and _row_decimals([0.0]) == 3
+    assert _row_decimals([1e-12]) == 8
+    d = _row_decimals([-0.000544, 0.000361, -9.18e-05])
+    assert [_num(v, signed=True, decimals=d) for v in (-0.000544, 0.000361, -9.18e-05)] == ["-0.00054", "+0.00036", "-0.00009"]
+    assert _num(0.0, decimals=4) == "0.0000" and _num(None, decimals=4) == _num(None)
+    assert _num(2.5e5, signed=True, decimals=4) == "+2.5e+05"  # huge values keep the general form
+    assert _num(-0.000544, signed=True) == "-0.000544"  # without a row precision: 3 significant digits
