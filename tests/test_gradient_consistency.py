@@ -16,6 +16,7 @@ from omninft_bench.rewards import MetricReward
 from tests.test_trainer import Brightness, config, rewards, small_backbone
 from trainers.gradient_consistency import (
     advantage_correlations,
+    advantage_scales,
     batch_gradients,
     consistency,
     pairwise_cosines,
@@ -88,3 +89,11 @@ def test_opposed_rewards_conflict_in_every_batch() -> None:
     assert row["mean_cosine"] == pytest.approx(-1.0, abs=1e-4)
     # the two advantages cancel, so their GDPO sum carries no signal
     assert measured.grads["gdpo"].abs().max() < 1e-4 * measured.grads["test_brightness"].abs().max()
+
+
+def test_advantage_scales_by_hand() -> None:
+    # rms of (3, -4) is sqrt(12.5); weighted 2 -> 2 sqrt(12.5); a NaN is dropped, not propagated.
+    advantages = {"a": torch.tensor([[3.0, -4.0]]), "b": torch.tensor([[1.0, float("nan"), -1.0]])}
+    scales = advantage_scales(advantages, {"a": 2.0, "b": 0.5})
+    assert scales["a"] == pytest.approx(2.0 * math.sqrt(12.5))
+    assert scales["b"] == pytest.approx(0.5)

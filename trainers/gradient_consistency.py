@@ -19,6 +19,10 @@ per pair of rewards, the cosine between their gradients *within* a batch (same c
 at the base weights the NFT gradient is linear in the advantages, so this is the rewards'
 agreement in the geometry of the per-clip gradients), and :func:`advantage_correlations` the
 pooled within-group correlation of their advantages (+1: the same clips win on both).
+:func:`advantage_scales` gives each reward's pull on the summed advantage: the root mean square
+of its weighted advantage.  The advantages are centred within groups but divided by the *batch*
+std (as released), so a reward whose spread lies mostly between prompts pulls with less than its
+weight.
 
 At the base weights the old and reference policies equal the current one, so the loss is the
 trainer's with ``v_old = sg(v_theta)`` and no KL; everything else (sigmas, shared noise, region
@@ -60,6 +64,7 @@ __all__ = [
     "BatchGradients",
     "ConsistencyConfig",
     "advantage_correlations",
+    "advantage_scales",
     "batch_gradients",
     "consistency",
     "main",
@@ -194,6 +199,18 @@ def advantage_correlations(advantages: dict[str, torch.Tensor]) -> dict[tuple[st
     return out
 
 
+def advantage_scales(advantages: dict[str, torch.Tensor], weights: dict[str, float]) -> dict[str, float]:
+    """Per reward: root mean square of ``weight * advantage`` over every clip of every batch, its
+    effective weight in the GDPO sum (equal to the weight when the reward's spread lies wholly
+    within groups; NaN entries dropped)."""
+    out = {}
+    for name, adv in advantages.items():
+        x = adv.flatten().double().numpy()
+        x = x[np.isfinite(x)]
+        out[name] = float(abs(weights.get(name, 1.0)) * np.sqrt(np.mean(x**2))) if x.size else float("nan")
+    return out
+
+
 def main(cfg: ConsistencyConfig) -> dict[str, dict[str, Any]]:
     import tempfile
 
@@ -217,6 +234,10 @@ def main(cfg: ConsistencyConfig) -> dict[str, dict[str, Any]]:
     backbone = Backbone.build("tiny", cfg.backbone)
     measured = batch_gradients(backbone, cfg.train, rewards, weights, seed=cfg.seed, batches=cfg.batches)
     result = consistency(measured.grads)
+    scales = advantage_scales(measured.advantages, weights)
+    print("pull on the summed advantage (rms of weight x advantage; the weight itself when all of a reward's spread is within groups):")
+    for name, scale in scales.items():
+        print(f"{name:16s} weight {weights[name]:g}  pull {scale:.3f}")
     for name, row in result.items():
         print(f"{name:16s} mean cross-batch cosine {row['mean_cosine']:+.3f} (sd {row['sd_cosine']:.3f}, "
               f"{row['pairs']} pairs)")
@@ -225,6 +246,7 @@ def main(cfg: ConsistencyConfig) -> dict[str, dict[str, Any]]:
     print("between rewards, same batch: gradient cosine (mean, sd over batches), within-group advantage correlation")
     for (a, b), row in conflicts.items():
         print(f"{a:16s} {b:16s} {row['mean_cosine']:+.3f} (sd {row['sd_cosine']:.3f})  {correlations[(a, b)]:+.3f}")
+    result["advantage_scales"] = scales
     result["between_rewards"] = {f"{a} | {b}": {**row, "advantage_correlation": correlations[(a, b)]}
                                  for (a, b), row in conflicts.items()}
     if cfg.out:
