@@ -176,7 +176,7 @@ def _num(value: float | None, signed: bool = False, decimals: int | None = None)
 
 def _row_decimals(values: Iterable[float | None]) -> int:
     """Decimals that show the largest magnitude among ``values`` to two significant digits, at
-    least 3 and at most 8: every number of a row (a change, its interval, its per-seed and
+    least 3 and at most 8.  Every number of a row (a change, its intervals, its per-seed and
     per-variant values) is then printed to the same precision, so "-0.000544 to +0.002" cannot
     happen."""
     finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v))]
@@ -741,8 +741,9 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
             if matrix is not None:
                 two_way = two_way_t_interval(matrix, CONFIDENCE)
         agree = None if ci.mean is None or len(per_seed) < 2 else all(x * ci.mean > 0 for x in per_seed.values())
-        decimals = _row_decimals([ci.mean, ci.ci_low, ci.ci_high, two_way.ci_low, two_way.ci_high, *per_seed.values(),
-                                  *(c[k] for c in per_variant for k in ("mean", "half_width"))])
+        # the row's precision follows its headline numbers (a variant's wide interval over two seeds
+        # must not round the change itself to one significant digit)
+        decimals = _row_decimals([ci.mean, ci.ci_low, ci.ci_high, two_way.ci_low, two_way.ci_high])
         rows.append({
             "name": m["name"], "higher_is_better": m["higher_is_better"],
             "rewarded": m["name"] in weights, "weight": weights.get(m["name"]), "base": base_value,
