@@ -97,3 +97,25 @@ def test_advantage_scales_by_hand() -> None:
     scales = advantage_scales(advantages, {"a": 2.0, "b": 0.5})
     assert scales["a"] == pytest.approx(2.0 * math.sqrt(12.5))
     assert scales["b"] == pytest.approx(0.5)
+
+
+def test_same_prompts_reuses_batch_zeros_prompts_with_fresh_noise(monkeypatch) -> None:
+    import trainers.gradient_consistency as gc
+
+    asked = []
+    real = gc.training_prompts
+
+    def recording(seed, step, n):
+        asked.append(step)
+        return real(seed, step, n)
+
+    monkeypatch.setattr(gc, "training_prompts", recording)
+    rs, weights = rewards(audio=False)
+    cfg = config(train_timesteps=1, shared_noise=True, train_sigma_fraction=0.7)
+    grads = batch_gradients(small_backbone(), cfg, rs, weights, seed=0, batches=2, same_prompts=True,
+                            progress=False).grads
+    assert asked == [0, 0]
+    assert not torch.equal(grads["gdpo"][0], grads["gdpo"][1])  # each batch keeps its own noise
+    asked.clear()
+    batch_gradients(small_backbone(), cfg, rs, weights, seed=0, batches=2, progress=False)
+    assert asked == [0, 1]

@@ -78,6 +78,7 @@ class ConsistencyConfig:
     """``python -m trainers.gradient_consistency key=value ...``"""
 
     batches: int = option(10, "independent rollout batches (steps 0..batches-1 of the seed)")
+    same_prompts: bool = option(False, "every batch rolls out batch 0's prompts (fresh noise): shared-by-all vs per-prompt directions")
     seed: int = option(0, "seed of the training prompts and noise, as in a run")
     train: OmniNFTConfig = option(OmniNFTConfig(), "trainer settings (sigmas, shared noise, groups, timesteps)")
     rewards: dict[str, float] = option({}, "reward name -> weight; empty = the run's default rewards")
@@ -103,12 +104,15 @@ def batch_gradients(
     *,
     seed: int,
     batches: int,
+    same_prompts: bool = False,
     progress: bool = True,
 ) -> BatchGradients:
     """NFT-loss gradients at the current weights, one per batch and advantage source.
 
     Sources: each reward's name, ``gdpo`` (weighted sum of per-reward group advantages) and
-    ``placebo`` (``gdpo`` after a within-group permutation of the rewards).
+    ``placebo`` (``gdpo`` after a within-group permutation of the rewards).  With
+    ``same_prompts`` every batch takes batch 0's prompts (its rollout and training noise stay its
+    own), which separates a direction shared by every prompt from one each prompt has alone.
     """
     model = backbone.transformer
     backbone.text_encoder.requires_grad_(False)
@@ -119,7 +123,7 @@ def batch_gradients(
     out: dict[str, list[torch.Tensor]] = {}
     kept: dict[str, list[torch.Tensor]] = {}
     for b in tqdm(range(batches), desc="batches", disable=not progress):
-        unique, meta = training_prompts(seed, b, cfg.prompts_per_step)
+        unique, meta = training_prompts(seed, 0 if same_prompts else b, cfg.prompts_per_step)
         prompts = [p for p in unique for _ in range(g)]
         metas = [dict(m) for m in meta for _ in range(g)]
         with torch.no_grad():
@@ -232,7 +236,8 @@ def main(cfg: ConsistencyConfig) -> dict[str, dict[str, Any]]:
     ctx = EvalContext(EncodersConfig(), reference=reference, backends=SYNTHBIND_EVERYWHERE)
     rewards = make_rewards(list(weights), ctx)
     backbone = Backbone.build("tiny", cfg.backbone)
-    measured = batch_gradients(backbone, cfg.train, rewards, weights, seed=cfg.seed, batches=cfg.batches)
+    measured = batch_gradients(backbone, cfg.train, rewards, weights, seed=cfg.seed, batches=cfg.batches,
+                               same_prompts=cfg.same_prompts)
     result = consistency(measured.grads)
     scales = advantage_scales(measured.advantages, weights)
     print("pull on the summed advantage (rms of weight x advantage; the weight itself when all of a reward's spread is within groups):")
