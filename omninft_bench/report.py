@@ -186,6 +186,16 @@ def _row_decimals(values: Iterable[float | None]) -> int:
     return max(3, min(8, 1 - math.floor(math.log10(largest))))
 
 
+def _mark_sub_precision(effects: list[dict], decimals: int) -> None:
+    """An effect whose mean prints as 0 at ``decimals`` gets the verb "changes" and ``below``,
+    the bound it is under (half a unit of the last decimal), instead of "lowers ... by 0.000";
+    every other effect gets ``below = None``."""
+    for e in effects:
+        e["below"] = None
+        if e["sign"] and e["mean"] is not None and round(abs(e["mean"]), decimals) == 0:
+            e["verb"], e["below"] = "changes", 0.5 * 10.0 ** -decimals
+
+
 def _arrow(higher_is_better: bool | None) -> str:
     return {True: "↑", False: "↓"}.get(higher_is_better, "?")
 
@@ -537,6 +547,7 @@ def _effects(children: pd.DataFrame, metrics: list[dict]) -> dict:
             [e[k] for e in effects for k in ("mean", "ci_low", "ci_high", "difference")]
             + [v for e in effects for v in e["per_seed"].values()]
         )
+        _mark_sub_precision(effects, decimals)
         by_metric.append({**m, "effects": effects, "decimals": decimals})
     return {
         "available": bool(by_metric),

@@ -33,6 +33,7 @@ from omninft_bench.report import (
     ReportError,
     _change_from_base,
     _load_validity,
+    _mark_sub_precision,
     _num,
     _reward_weights,
     _row_decimals,
@@ -432,6 +433,13 @@ def test_fallback_branches_render(rendered):
         assert "No sample clips: no base run." in text
         assert "No per-step reward or loss metrics were logged." in text
         assert "No environment.json artifact on the parent run." in text
+    effect = data["effects"]["by_metric"][0]["effects"][1]  # a first-order effect that prints as zero
+    assert effect["order"] == 1 and effect["below"] is None
+    effect.update(mean=-0.0002, sign=-1)
+    _mark_sub_precision([effect], 3)
+    md = render_template("md", data)
+    assert f"Turning **{effect['name']}** on changes" in md and "by less than 0.0005 (" in md
+    assert f"Turning <b>{effect['name']}</b> on changes" in render_template("html", {**data, "curves": []})
     data["effects"] = {**data["effects"], "available": False, "reason": "the variant runs do not form a full 2^3 factorial"}
     data["provenance"]["parent_run_id"] = ""
     md = render_template("md", data)
