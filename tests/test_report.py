@@ -438,7 +438,8 @@ def test_fallback_branches_render(rendered):
     effect.update(mean=-0.0002, sign=-1)
     _mark_sub_precision([effect], 3)
     md = render_template("md", data)
-    assert f"Turning **{effect['name']}** on changes" in md and "by less than 0.0005 (" in md
+    sentence = next(line for line in md.splitlines() if f"Turning **{effect['name']}** on changes" in line)
+    assert "by less than 0.0005 (" in sentence and "better" not in sentence and "worse" not in sentence
     assert f"Turning <b>{effect['name']}</b> on changes" in render_template("html", {**data, "curves": []})
     data["effects"] = {**data["effects"], "available": False, "reason": "the variant runs do not form a full 2^3 factorial"}
     data["provenance"]["parent_run_id"] = ""
