@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from omninft_bench.run import main
+from trainers.experiment import SMOKE_PRESET
 
 pytestmark = pytest.mark.slow
 
@@ -128,3 +129,24 @@ def test_parallel_jobs_log_exactly_the_sequential_runs(tmp_path: Path) -> None:
         metrics[jobs] = _eval_metrics(uri, "jobs")
     assert set(metrics[2]) == {"base", "gdpo seed 0", "omninft seed 0"}
     assert metrics[2] == metrics[1]
+
+
+def test_reevaluate_scores_a_lora_run_as_the_run_scored_itself(tmp_path: Path) -> None:
+    """A LoRA run's checkpoint holds only its adapters' EMA.  Re-scored on the run's own draw (the
+    smoke preset's evaluation settings and seed), it gives the run's own numbers; the base, on the
+    same draw, does not, so the adapters were really loaded."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    metrics = "eval.metrics=[temporal_flickering,motion_smoothness]"
+    train = ["preset=smoke", "ablation=[gdpo]", "train.lora_rank=4", "train.lr=1e-2", f"out={tmp_path / 'out'}",
+             f"tracking_uri={uri}", "experiment=lora", "progress=false", "report=false",
+             "rewards={temporal_flickering:1.0}", metrics]
+    assert main(train) == 0
+    draw = [a for a in SMOKE_PRESET if a.startswith("eval.")]  # the run's evaluation draw
+    assert main(["stage=reevaluate", f"out={tmp_path / 'out'}", f"tracking_uri={uri}", "experiment=lora",
+                 "into=lora-again", "progress=false", "report=false", *draw, metrics]) == 0
+    first, again = _eval_metrics(uri, "lora"), _eval_metrics(uri, "lora-again")
+    assert set(again) == {"base", "gdpo seed 0"}
+    for name in ("base", "gdpo seed 0"):
+        assert again[name] == pytest.approx(first[name], rel=1e-5), name
+    run, base = first["gdpo seed 0"]["eval/temporal_flickering"], first["base"]["eval/temporal_flickering"]
+    assert abs(run - base) > 1e-3 * abs(base)

@@ -12,14 +12,17 @@ with the source's ``variant``, ``seed``, ``data_seed`` and switch tags.  The rep
 MLflow UI then read it like the original.
 
 The reference clips are the ablation's own (its ``eval.n_reference``), so realism and
-distribution metrics compare against the same set.  A run whose checkpoint is missing, or
-stopped before its last step, is skipped with a message; the others are still scored.  Runs
-trained with LoRA adapters (``backbone=ltx2``) are not supported yet: their checkpoint holds
-only the adapters.
+distribution metrics compare against the same set.  A run whose checkpoint is missing, stopped
+before its last step, or not loadable into the model its parameters describe is skipped with a
+message; the others are still scored.  A run trained with LoRA adapters (``train.lora_rank``;
+the default for ``backbone=ltx2``) saved only the adapters' EMA: the base is loaded, the run's
+adapters (rank, alpha and target modules from its parameters) are added, and the EMA is swapped
+into them.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import sys
 from pathlib import Path
@@ -41,6 +44,8 @@ from trainers.experiment import (
     read_reference,
     write_reference,
 )
+from trainers.lora import DEFAULT_TARGETS, add_lora
+from trainers.omninft import OmniNFTConfig, lora_rank
 from trainers.policy import EMA
 
 __all__ = ["ReevaluateConfig", "ReevaluateError", "reevaluate"]
@@ -92,21 +97,34 @@ def _check_backbone(cfg: ReevaluateConfig, params: dict[str, str]) -> None:
     for key, value in (("backbone.name", cfg.backbone.name), ("backbone.pretrained", cfg.backbone.pretrained)):
         if key in params and params[key] != str(value):
             raise ReevaluateError(f"the ablation ran with {key}={params[key]!r}, not {value!r}; pass {key}={params[key]}")
-    rank = int(params.get("train.lora_rank", "-1"))
-    if rank > 0 or (rank == -1 and cfg.backbone.name != "tiny"):
-        raise ReevaluateError("re-evaluating runs trained with LoRA adapters is not supported yet "
-                         "(their checkpoints hold only the adapters)")
 
 
-def _load_ema(backbone: Any, path: Path, steps: int | None) -> EMA | str:
-    """The run's evaluation EMA from its final checkpoint, or why it cannot be used."""
+def _lora_settings(params: dict[str, str], backbone_kind: str) -> tuple[int, float, list[str]]:
+    """``(rank, alpha, targets)`` of a run's LoRA adapters from its MLflow params, as the trainer
+    chose them (``trainers.omninft.lora_rank``: -1 = full fine-tuning for the tiny backbone, the
+    released r=32 for LTX-2); rank 0 = full fine-tuning."""
+    rank = lora_rank(OmniNFTConfig(lora_rank=int(params.get("train.lora_rank", "-1"))), backbone_kind)
+    alpha = float(params.get("train.lora_alpha", "0"))
+    targets = params.get("train.lora_targets")
+    return rank, alpha, list(ast.literal_eval(targets)) if targets else list(DEFAULT_TARGETS)
+
+
+def _load_ema(backbone: Any, path: Path, steps: int | None, trainable_only: bool = False) -> EMA | str:
+    """The run's evaluation EMA from its final checkpoint, or why it cannot be used.
+
+    ``trainable_only``: the run trained LoRA adapters (already added to ``backbone``), so its EMA
+    holds only them."""
     if not path.exists():
         return f"no checkpoint at {path}"
     state = torch.load(path, map_location="cpu", weights_only=False)
     if steps is not None and int(state["step"]) != steps:
         return f"{path} is from step {state['step']}, not the run's last ({steps})"
-    ema = EMA(backbone.transformer)
-    ema.load_state_dict(state["ema"])
+    ema = EMA(backbone.transformer, trainable_only=trainable_only)
+    try:
+        ema.load_state_dict(state["ema"])
+    except KeyError as exc:
+        what = "LoRA adapters" if trainable_only else "full fine-tuning"
+        return f"{path} does not fit the model its run's parameters describe ({what}): {exc}"
     return ema
 
 
@@ -146,9 +164,12 @@ def reevaluate(cfg: ReevaluateConfig, argv: list[str] | None = None) -> str:
         for run in runs:
             t = run.data.tags
             backbone = load_backbone(cfg)
+            rank, alpha, targets = _lora_settings({**source.data.params, **run.data.params}, backbone.kind)
+            if rank:
+                add_lora(backbone.transformer, rank, alpha, targets)
             steps = run.data.params.get("train.steps")
             ckpt = out / "runs" / t.get("variant", "") / f"seed{t.get('seed', '')}" / "checkpoint.pt"
-            ema = _load_ema(backbone, ckpt, int(steps) if steps else None)
+            ema = _load_ema(backbone, ckpt, int(steps) if steps else None, trainable_only=bool(rank))
             if isinstance(ema, str):
                 print(f"skipping {run.info.run_name}: {ema}", file=sys.stderr)
                 continue
