@@ -662,15 +662,33 @@ def _per_sample_rows(text: str | None) -> dict[int, dict[str, Any]]:
     return rows
 
 
+def _per_prompt(per_sample: PerSample, run_id: str, metric: str) -> dict[int, float] | None:
+    """``{prompt index: value}`` of ``metric`` in one run's per-sample rows; None when it has none."""
+    rows = per_sample.get(run_id) or {}
+    out = {i: float(r[metric]) for i, r in rows.items() if isinstance(r.get(metric), int | float)}
+    return out or None
+
+
+def _base_spread(base_ids: Sequence[str], metric: str, per_sample: PerSample) -> float | None:
+    """Standard deviation (n - 1) over the evaluation prompts of the base's per-clip values of
+    ``metric`` (several base runs averaged per prompt); None without two prompts or with no spread."""
+    base = [_per_prompt(per_sample, b, metric) for b in base_ids]
+    if not base or any(v is None for v in base):
+        return None
+    idx = sorted(set.intersection(*(set(v) for v in base)))
+    if len(idx) < 2:
+        return None
+    sd = float(np.std([np.mean([v[i] for v in base]) for i in idx], ddof=1))
+    return sd if sd > 0 else None
+
+
 def _prompt_matrix(base_ids: Sequence[str], replicates: Mapping[str, Sequence[str]], metric: str,
                    per_sample: PerSample) -> np.ndarray | None:
     """``[replicates, prompts]`` matrix of run value minus base value per evaluation prompt (the
     runs of a replicate averaged), over the prompts every run and the base scored; None when a
     run has no per-sample values of ``metric``."""
     def values(run_id: str) -> dict[int, float] | None:
-        rows = per_sample.get(run_id) or {}
-        out = {i: float(r[metric]) for i, r in rows.items() if isinstance(r.get(metric), int | float)}
-        return out or None
+        return _per_prompt(per_sample, run_id, metric)
 
     base = [values(b) for b in base_ids]
     runs = {k: [values(r) for r in ids] for k, ids in replicates.items()}
@@ -743,6 +761,7 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
         ci = t_interval([math.fsum(ds) / len(ds) for ds in replicates.values()], CONFIDENCE)
         shared = shared or any(len(ds) > 1 for ds in replicates.values())
         two_way = TInterval(None, None, None, 0)
+        base_sd = _base_spread([str(b) for b in base["run_id"]], m["name"], per_sample) if per_sample else None
         if per_sample is not None and diffs:
             run_ids: dict[str, list[str]] = {}
             for _, r in variants.iterrows():
@@ -763,6 +782,7 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
             "ci2_low": two_way.ci_low, "ci2_high": two_way.ci_high,
             "verdict2": _change_verdict(two_way, m["higher_is_better"]) if two_way.ci_low is not None else None,
             "per_seed": per_seed, "seeds_agree": agree, "per_variant": per_variant, "decimals": decimals,
+            "base_sd": base_sd, "effect": None if base_sd is None or ci.mean is None else ci.mean / base_sd,
         })
     summary = []
     for verdict in CHANGE_VERDICTS:
@@ -774,7 +794,8 @@ def _change_from_base(children: pd.DataFrame, metrics: list[dict], rewards: Mapp
                 for r in named
             ]})
     return {**result, "available": True, "rows": rows, "summary": summary, "shared_streams": shared,
-            "two_way": any(r["verdict2"] is not None for r in rows)}
+            "two_way": any(r["verdict2"] is not None for r in rows),
+            "effect_sizes": any(r["effect"] is not None for r in rows)}
 
 
 def _validity(data: Mapping[str, Any] | None, source: str) -> dict:

@@ -527,6 +527,32 @@ def test_change_from_base_counts_shared_streams_once_per_seed():
     assert row["half_width"] == pytest.approx(T_975_3 * (0.1 / 3) ** 0.5 / 2)  # sum of squares 0.1
 
 
+def test_change_in_base_sd_hand_computed(rendered):
+    # The base scored prompts 0-2 at 0.2, 0.4, 0.9 (sd with n - 1: sqrt(0.13)); two runs change the
+    # metric by +0.1 and +0.3 (mean +0.2), so the change is 0.2 / sqrt(0.13) base sds.
+    children = _runs([("base", "base", 7, {"q": 0.5}), ("variant", "a", 0, {"q": 0.6}), ("variant", "a", 1, {"q": 0.8})])
+    children["run_id"] = ["b", "r0", "r1"]
+    per_sample = {"b": {0: {"q": 0.2}, 1: {"q": 0.4}, 2: {"q": 0.9}},
+                  "r0": {0: {"q": 0.3}, 1: {"q": 0.5}, 2: {"q": 1.0}}, "r1": {0: {"q": 0.5}, 1: {"q": 0.7}, 2: {"q": 1.2}}}
+    change = _change_from_base(children, [{"name": "q", "higher_is_better": True}], {}, per_sample)
+    (row,) = change["rows"]
+    assert change["effect_sizes"] is True
+    assert row["base_sd"] == pytest.approx(0.13 ** 0.5) and row["effect"] == pytest.approx(0.2 / 0.13 ** 0.5)
+    flat = {"b": {0: {"q": 0.5}, 1: {"q": 0.5}}, "r0": {0: {"q": 0.6}, 1: {"q": 0.6}}, "r1": {0: {"q": 0.8}, 1: {"q": 0.8}}}
+    no_spread = _change_from_base(children, [{"name": "q", "higher_is_better": True}], {}, flat)
+    assert no_spread["effect_sizes"] is False and no_spread["rows"][0]["effect"] is None
+    # rendered: a column after the change, two decimals
+    data = json.loads(json.dumps(rendered["data"]))
+    assert data["change"]["effect_sizes"] is False  # the fixture's base has no spread over prompts
+    assert "Δ in base sd" not in rendered["md"]
+    data["change"]["effect_sizes"] = True
+    data["change"]["rows"][0]["effect"] = -0.6312
+    data["samples"] = {**data["samples"], "available": False, "clips": [], "reason": "not needed here"}
+    md, page = render_template("md", data), render_template("html", {**data, "curves": []})
+    assert "| Δ all RL runs | Δ in base sd |" in md and "| synth\\_offset | 1 | ↓ | 0.800 | -0.295 | -0.63 |" in md
+    assert "<th>Δ in base sd</th>" in page and '<td class="num">-0.63</td>' in page
+
+
 def test_change_from_base_without_interval_or_base():
     children = _runs([("base", "base", 7, {"q": 1.0}), ("variant", "a", 0, {"q": 0.5})])
     metrics = [{"name": "q", "higher_is_better": True}]
