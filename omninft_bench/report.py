@@ -687,11 +687,8 @@ def _prompt_matrix(base_ids: Sequence[str], replicates: Mapping[str, Sequence[st
     """``[replicates, prompts]`` matrix of run value minus base value per evaluation prompt (the
     runs of a replicate averaged), over the prompts every run and the base scored; None when a
     run has no per-sample values of ``metric``."""
-    def values(run_id: str) -> dict[int, float] | None:
-        return _per_prompt(per_sample, run_id, metric)
-
-    base = [values(b) for b in base_ids]
-    runs = {k: [values(r) for r in ids] for k, ids in replicates.items()}
+    base = [_per_prompt(per_sample, b, metric) for b in base_ids]
+    runs = {k: [_per_prompt(per_sample, r, metric) for r in ids] for k, ids in replicates.items()}
     if any(v is None for v in base) or any(v is None for ids in runs.values() for v in ids):
         return None
     common = set.intersection(*(set(v) for v in base), *(set(v) for ids in runs.values() for v in ids))
